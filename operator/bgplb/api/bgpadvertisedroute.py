@@ -1,0 +1,54 @@
+"""BGPAdvertisedRoute: one prefix the cluster advertises, with its next hops."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import Field, PlainSerializer, WithJsonSchema
+
+from bgplb.api.common import ApiModel, Conditions, IPv4, Kind, PrinterColumn, Resource
+
+IPv4Prefix = Annotated[
+    ipaddress.IPv4Network,
+    PlainSerializer(str, return_type=str),
+    WithJsonSchema({"type": "string", "format": "cidr", "maxLength": 18}),
+]
+
+
+class ServiceRef(ApiModel):
+    namespace: str = Field(min_length=1, max_length=63)
+    name: str = Field(min_length=1, max_length=63)
+
+
+class BGPAdvertisedRouteSpec(ApiModel):
+    prefix: IPv4Prefix
+    next_hops: list[IPv4] = Field(
+        default_factory=list, json_schema_extra={"x-kubernetes-list-type": "set"}
+    )
+    metric: int | None = Field(None, ge=0, le=4_294_967_295, description="MED, when set.")
+    service: ServiceRef | None = Field(
+        None, description="The Service whose VIP this is; unset for the control-plane VIP."
+    )
+
+
+class BGPAdvertisedRouteStatus(ApiModel):
+    observed_generation: int = Field(0, ge=0)
+    conditions: Conditions
+
+
+class BGPAdvertisedRoute(Resource):
+    KIND: ClassVar[Kind] = Kind(
+        kind="BGPAdvertisedRoute",
+        plural="bgpadvertisedroutes",
+        short_names=("bgpar",),
+        columns=(
+            PrinterColumn(name="Prefix", type="string", json_path=".spec.prefix"),
+            PrinterColumn(name="Metric", type="integer", json_path=".spec.metric"),
+            PrinterColumn(name="Next Hops", type="string", json_path=".spec.nextHops"),
+        ),
+    )
+
+    kind: Literal["BGPAdvertisedRoute"] = "BGPAdvertisedRoute"
+    spec: BGPAdvertisedRouteSpec
+    status: BGPAdvertisedRouteStatus = Field(default_factory=BGPAdvertisedRouteStatus)

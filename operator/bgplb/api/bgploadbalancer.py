@@ -1,0 +1,151 @@
+"""BGPLoadBalancer: cluster-wide load-balancer settings and the data-plane peer selector."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import AfterValidator, Field, WithJsonSchema
+
+from bgplb.api.common import (
+    ASN,
+    ApiModel,
+    Conditions,
+    IPv4,
+    Kind,
+    PrinterColumn,
+    Resource,
+)
+
+_OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_IPV4 = rf"{_OCTET}(\.{_OCTET}){{3}}"
+POOL_ENTRY_PATTERN = rf"^{_IPV4}(/([0-9]|[12][0-9]|3[0-2])|-{_IPV4})$"
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+
+CONTROL_PLANE_ROLE = "node-role.kubernetes.io/control-plane"
+
+
+class PoolEntryError(ValueError):
+    """A pool entry that is neither 'first-last' nor an IPv4 CIDR."""
+
+
+def parse_pool_entry(entry: str) -> tuple[int, int]:
+    """'a-b' or 'a.b.c.d/n' → inclusive (first, last) as integers."""
+    if ":" in entry:
+        raise PoolEntryError("IPv6 is not supported yet")
+    if "-" in entry:
+        first_text, _, last_text = entry.partition("-")
+        try:
+            first = ipaddress.IPv4Address(first_text.strip())
+            last = ipaddress.IPv4Address(last_text.strip())
+        except ValueError as e:
+            raise PoolEntryError(f"{entry!r} is not a range 'first-last': {e}") from None
+        if first > last:
+            raise PoolEntryError(f"range {entry!r} ends before it starts")
+        return int(first), int(last)
+    try:
+        net = ipaddress.IPv4Network(entry, strict=True)
+    except ValueError as e:
+        raise PoolEntryError(
+            f"{entry!r} is not a range 'first-last' or an IPv4 CIDR: {e}"
+        ) from None
+    return int(net.network_address), int(net.broadcast_address)
+
+
+def _check_entry(entry: str) -> str:
+    parse_pool_entry(entry)
+    return entry
+
+
+PoolEntry = Annotated[
+    str,
+    AfterValidator(_check_entry),
+    WithJsonSchema({"type": "string", "maxLength": 31, "pattern": POOL_ENTRY_PATTERN}),
+]
+
+
+class AddressPool(ApiModel):
+    """Addresses Service VIPs are allocated from."""
+
+    name: str = Field(min_length=1, max_length=63, pattern=DNS_LABEL)
+    addresses: list[PoolEntry] = Field(
+        min_length=1,
+        max_length=256,
+        description="Ranges 'first-last' or CIDRs: 203.0.113.10-203.0.113.20, 203.0.113.0/28.",
+    )
+    avoid_buggy_ips: bool = Field(
+        False, description="Skip addresses ending in .0 or .255 (some clients mishandle them)."
+    )
+    manual_assign: bool = Field(
+        False, description="Only allocate from this pool when a Service asks for it."
+    )
+
+
+class ControlPlanePeer(ApiModel):
+    """An external peer of the control-plane VIP sessions (the seed's loadBalancer.bgpPeers)."""
+
+    ip: IPv4
+    asn: ASN
+    control_plane_nodes: list[IPv4] = Field(
+        default_factory=list,
+        description="Node IPs of the control-plane nodes that peer with it; empty means all.",
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
+
+
+class ControlPlane(ApiModel):
+    """The control-plane VIP and the peers it is advertised to from each control-plane node."""
+
+    vip: IPv4 | None = None
+    port: int = Field(443, ge=1, le=65535)
+    peers: list[ControlPlanePeer] = Field(default_factory=list, max_length=64)
+
+
+class BGPLoadBalancerSpec(ApiModel):
+    """Cluster-wide settings; the seed keeps them in its Cluster object."""
+
+    local_asn: ASN
+    peer_selector: dict[str, str] | None = Field(
+        None,
+        description=(
+            "Labels selecting the data-plane BGPPeers. Unset: the control-plane peers "
+            "serve the data plane too."
+        ),
+    )
+    address_pools: list[AddressPool] = Field(default_factory=list, max_length=64)
+    load_balancer_node_selector: dict[str, str] = Field(
+        default_factory=lambda: {CONTROL_PLANE_ROLE: ""},
+        description="Nodes that receive load-balanced traffic (next hops). "
+        "Defaults to the control-plane nodes.",
+    )
+    control_plane: ControlPlane | None = None
+    add_path: bool = Field(
+        True,
+        description="Advertise every load-balancer node as a next hop (BGP ADD-PATH, RFC 7911). "
+        "Off: one next hop per VIP, VIPs spread across nodes.",
+    )
+
+
+class BGPLoadBalancerStatus(ApiModel):
+    observed_generation: int = Field(0, ge=0)
+    allocated_vips: int = Field(0, ge=0)
+    conditions: Conditions
+
+
+class BGPLoadBalancer(Resource):
+    KIND: ClassVar[Kind] = Kind(
+        kind="BGPLoadBalancer",
+        plural="bgploadbalancers",
+        short_names=("bgplb",),
+        singleton=True,
+        columns=(
+            PrinterColumn(name="Local ASN", type="integer", json_path=".spec.localASN"),
+            PrinterColumn(name="ADD-PATH", type="boolean", json_path=".spec.addPath"),
+            PrinterColumn(name="VIPs", type="integer", json_path=".status.allocatedVIPs"),
+            PrinterColumn(name="Age", type="date", json_path=".metadata.creationTimestamp"),
+        ),
+    )
+
+    kind: Literal["BGPLoadBalancer"] = "BGPLoadBalancer"
+    spec: BGPLoadBalancerSpec
+    status: BGPLoadBalancerStatus = Field(default_factory=BGPLoadBalancerStatus)

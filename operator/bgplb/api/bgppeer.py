@@ -1,0 +1,97 @@
+"""BGPPeer: one external router the data-plane sessions peer with."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import ConfigDict, Field
+from pydantic.config import JsonDict
+
+from bgplb.api.common import ASN, ApiModel, Conditions, IPv4, Kind, PrinterColumn, Resource
+
+
+class SecretKeyRef(ApiModel):
+    """A key of a Secret in the operator's namespace."""
+
+    name: str = Field(min_length=1, max_length=253)
+    key: str = Field("password", min_length=1, max_length=253)
+
+
+class GracefulRestart(ApiModel):
+    """BGP graceful restart (RFC 4724): the peer keeps our routes while we restart."""
+
+    enabled: bool = True
+    restart_time_seconds: int = Field(120, ge=1, le=4095)
+
+
+class SessionTransport(ApiModel):
+    """How a session is carried; shared by BGPPeer and the BGPSessions made from it."""
+
+    ebgp_multihop_ttl: int = Field(
+        255, ge=1, le=255, description="IP TTL of the session's packets (multihop by default)."
+    )
+    hold_time_seconds: int = Field(90, ge=3, le=65535)
+    keepalive_time_seconds: int = Field(30, ge=1, le=21845)
+    connect_retry_seconds: int = Field(
+        2, ge=1, le=65535, description="Kept low so a moved floating IP reconnects quickly."
+    )
+    password_secret_ref: SecretKeyRef | None = Field(
+        None, description="TCP MD5 (RFC 2385) password for the session."
+    )
+    graceful_restart: GracefulRestart | None = None
+
+
+KEEPALIVE_RULE: JsonDict = {
+    "rule": "self.keepaliveTimeSeconds * 3 <= self.holdTimeSeconds",
+    "message": "keepaliveTimeSeconds must be at most a third of holdTimeSeconds",
+    "fieldPath": ".keepaliveTimeSeconds",
+}
+EBGP_RULE: JsonDict = {
+    "rule": "self.peerASN != self.localASN",
+    "message": "peerASN must differ from localASN: only eBGP is supported",
+    "fieldPath": ".peerASN",
+}
+
+
+class BGPPeerSpec(SessionTransport):
+    """The seed's BGPPeer fields plus what users of MetalLB and Cilium expect."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"x-kubernetes-validations": [EBGP_RULE, KEEPALIVE_RULE]}
+    )
+
+    local_asn: ASN
+    peer_asn: ASN
+    peer_ip: IPv4
+    sessions: int = Field(
+        1, ge=1, le=64, description="Sessions to this peer, each from its own floating IP."
+    )
+
+
+class BGPPeerStatus(ApiModel):
+    sessions: int = Field(0, ge=0, description="Sessions planned for this peer.")
+    established_sessions: int = Field(0, ge=0)
+    observed_generation: int = Field(0, ge=0)
+    conditions: Conditions
+
+
+class BGPPeer(Resource):
+    KIND: ClassVar[Kind] = Kind(
+        kind="BGPPeer",
+        plural="bgppeers",
+        short_names=("bgpp",),
+        columns=(
+            PrinterColumn(name="Peer IP", type="string", json_path=".spec.peerIP"),
+            PrinterColumn(name="Peer ASN", type="integer", json_path=".spec.peerASN"),
+            PrinterColumn(name="Local ASN", type="integer", json_path=".spec.localASN"),
+            PrinterColumn(name="Wanted", type="integer", json_path=".spec.sessions"),
+            PrinterColumn(
+                name="Established", type="integer", json_path=".status.establishedSessions"
+            ),
+            PrinterColumn(name="Age", type="date", json_path=".metadata.creationTimestamp"),
+        ),
+    )
+
+    kind: Literal["BGPPeer"] = "BGPPeer"
+    spec: BGPPeerSpec
+    status: BGPPeerStatus = Field(default_factory=BGPPeerStatus)

@@ -1,0 +1,84 @@
+"""BGPSession: one live session, written by the operator, reported on by the node agent."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import ConfigDict, Field
+
+from bgplb.api.bgppeer import KEEPALIVE_RULE, SessionTransport
+from bgplb.api.common import (
+    ASN,
+    ApiModel,
+    Conditions,
+    IPv4,
+    Kind,
+    PrinterColumn,
+    Resource,
+    Timestamp,
+)
+
+# Spelt as in the seed's `kubectl get bgpsessions` output.
+SessionState = Literal["Idle", "Connect", "Active", "OpenSent", "OpenConfirm", "Established"]
+SESSION_STATES: tuple[SessionState, ...] = (
+    "Idle",
+    "Connect",
+    "Active",
+    "OpenSent",
+    "OpenConfirm",
+    "Established",
+)
+
+SessionType = Literal["Service", "ControlPlane"]
+
+
+class BGPSessionSpec(SessionTransport):
+    """What the node agent must establish: the seed's fields plus the peer's transport."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [KEEPALIVE_RULE]})
+
+    floating_ip: IPv4 | None = Field(
+        None, description="The floating IP the session starts from; unset for control-plane."
+    )
+    local_asn: ASN
+    local_ip: IPv4
+    node_name: str = Field(min_length=1, max_length=253)
+    peer_asn: ASN
+    peer_ip: IPv4
+    peer: str = Field(
+        "", max_length=253, description="The BGPPeer it serves; empty for control-plane sessions."
+    )
+    type: SessionType = "Service"
+
+
+class BGPSessionStatus(ApiModel):
+    state: SessionState | None = None
+    advertised_routes: list[str] = Field(default_factory=list)
+    received_prefixes: int = Field(0, ge=0)
+    advertised_prefixes: int = Field(0, ge=0)
+    established_since: Timestamp | None = None
+    last_error: str = ""
+    last_report_time: Timestamp | None = None
+    observed_generation: int = Field(0, ge=0)
+    conditions: Conditions
+
+
+class BGPSession(Resource):
+    KIND: ClassVar[Kind] = Kind(
+        kind="BGPSession",
+        plural="bgpsessions",
+        short_names=("bgps",),
+        # Exactly the seed's columns, in its order.
+        columns=(
+            PrinterColumn(name="Local ASN", type="integer", json_path=".spec.localASN"),
+            PrinterColumn(name="Peer ASN", type="integer", json_path=".spec.peerASN"),
+            PrinterColumn(name="Local IP", type="string", json_path=".spec.localIP"),
+            PrinterColumn(name="Peer IP", type="string", json_path=".spec.peerIP"),
+            PrinterColumn(name="State", type="string", json_path=".status.state"),
+            PrinterColumn(name="Last Report", type="date", json_path=".status.lastReportTime"),
+        ),
+    )
+
+    kind: Literal["BGPSession"] = "BGPSession"
+    spec: BGPSessionSpec
+    status: BGPSessionStatus = Field(default_factory=BGPSessionStatus)

@@ -1,0 +1,57 @@
+"""NetworkGatewayGroup: the floating IPs that service BGP sessions start from."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import Field
+
+from bgplb.api.common import ApiModel, Conditions, IPv4, Kind, PrinterColumn, Resource
+
+
+class NetworkGatewayGroupSpec(ApiModel):
+    """Addresses the operator places on nodes and peers from; never two nodes at once."""
+
+    floating_ips: list[IPv4] = Field(
+        min_length=1,
+        max_length=256,
+        description="Floating IPs from the nodes' subnets. Two or more are recommended.",
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
+
+
+class UnplacedFloatingIP(ApiModel):
+    """A floating IP that no node can hold right now, and why."""
+
+    ip: IPv4
+    reason: str
+
+
+class NetworkGatewayGroupStatus(ApiModel):
+    """Where each floating IP lives now."""
+
+    floating_ips: dict[str, str] = Field(
+        default_factory=dict, description="Floating IP → name of the node holding it."
+    )
+    placed: int = Field(0, ge=0, description="How many floating IPs are held by a node.")
+    unplaced: list[UnplacedFloatingIP] = Field(default_factory=list)
+    observed_generation: int = Field(0, ge=0)
+    conditions: Conditions
+
+
+class NetworkGatewayGroup(Resource):
+    KIND: ClassVar[Kind] = Kind(
+        kind="NetworkGatewayGroup",
+        plural="networkgatewaygroups",
+        short_names=("ngg",),
+        singleton=True,
+        columns=(
+            PrinterColumn(name="Floating IPs", type="string", json_path=".spec.floatingIPs"),
+            PrinterColumn(name="Placed", type="integer", json_path=".status.placed"),
+            PrinterColumn(name="Age", type="date", json_path=".metadata.creationTimestamp"),
+        ),
+    )
+
+    kind: Literal["NetworkGatewayGroup"] = "NetworkGatewayGroup"
+    spec: NetworkGatewayGroupSpec
+    status: NetworkGatewayGroupStatus = Field(default_factory=NetworkGatewayGroupStatus)

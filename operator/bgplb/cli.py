@@ -1,0 +1,83 @@
+"""The `bgplb` command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+def _gen_crds(args: argparse.Namespace) -> int:
+    from bgplb.api.crd import render_all
+
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    rendered = render_all()
+    for stale in out.glob("*.yaml"):
+        if stale.name not in rendered:
+            stale.unlink()
+    for name, text in rendered.items():
+        (out / name).write_text(text)
+    print(f"wrote {len(rendered)} CRDs to {out}")
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from bgplb.api import BGPLoadBalancer, BGPPeer, NetworkGatewayGroup
+    from bgplb.core.validate import Config, parse, validate
+
+    docs: list[tuple[str, dict[str, Any]]] = []
+    for path in args.files:
+        for doc in yaml.safe_load_all(Path(path).read_text()):
+            if doc:
+                docs.append((path, doc))
+    # Cross-object rules see the other objects given on the same command line.
+    parsed = [parse(doc)[0] for _, doc in docs]
+    config = Config(
+        load_balancer=next((r for r in parsed if isinstance(r, BGPLoadBalancer)), None),
+        gateway=next((r for r in parsed if isinstance(r, NetworkGatewayGroup)), None),
+        peers=[r for r in parsed if isinstance(r, BGPPeer)],
+    )
+    failed = 0
+    for path, doc in docs:
+        _, errors = validate(doc, config)
+        name = f"{doc.get('kind')}/{(doc.get('metadata') or {}).get('name')}"
+        for error in errors:
+            print(f"{path}: {name}: {error}", file=sys.stderr)
+        failed += bool(errors)
+    print(f"{len(docs) - failed} valid, {failed} invalid")
+    return 1 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bgplb", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    gen = sub.add_parser("gen-crds", help="write the CRDs generated from the API models")
+    gen.add_argument("--output", default="crds")
+    gen.set_defaults(func=_gen_crds)
+    val = sub.add_parser("validate", help="check manifests as the admission webhook will")
+    val.add_argument("files", nargs="+")
+    val.set_defaults(func=_validate)
+    args = parser.parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+def _not_yet(component: str) -> int:
+    print(f"bgplb-{component} is not part of this release yet", file=sys.stderr)
+    return 2
+
+
+def controller_main() -> int:
+    return _not_yet("controller")
+
+
+def agent_main() -> int:
+    return _not_yet("agent")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

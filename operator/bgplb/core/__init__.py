@@ -1,0 +1,1 @@
+"""The pure core: snapshot → plan, and validation. No I/O anywhere below this package."""

@@ -1,0 +1,160 @@
+"""plan(snapshot) -> DesiredState: every decision of the operator, as a pure function.
+
+`replan_services` is the same decision for a few changed Services on top of a
+previous plan; for a snapshot carrying that plan's decisions it returns exactly
+what `plan` would (a property the tests check), in a fraction of the time.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from ipaddress import IPv4Address, IPv4Network
+
+from bgplb.api import BGPLoadBalancerSpec, BGPSessionSpec
+from bgplb.core.floating import Placement, place_floating_ips
+from bgplb.core.pools import Pool
+from bgplb.core.routes import Route, load_balancer_nodes, plan_routes
+from bgplb.core.sessions import (
+    control_plane_nodes,
+    data_plane_peers,
+    plan_control_plane_sessions,
+    plan_service_sessions,
+)
+from bgplb.core.snapshot import Service, ServiceKey, Snapshot
+from bgplb.core.vips import allocate_vips
+
+
+@dataclass(frozen=True)
+class DesiredState:
+    floating_ips: Placement = field(default_factory=lambda: Placement({}, {}))
+    sessions: Mapping[str, BGPSessionSpec] = field(default_factory=dict)
+    """Session name → spec, service and control-plane sessions together."""
+    session_shortfalls: Mapping[str, str] = field(default_factory=dict)
+    """Peer → why it has fewer sessions than asked for."""
+    vips: Mapping[ServiceKey, IPv4Address] = field(default_factory=dict)
+    routes: Mapping[ServiceKey, Route] = field(default_factory=dict)
+    service_problems: Mapping[ServiceKey, str] = field(default_factory=dict)
+    """Service → why it has no VIP, or its VIP is not advertised."""
+    control_plane_route: Route | None = None
+    problems: tuple[str, ...] = ()
+    """Cluster-wide: missing or unusable configuration."""
+
+
+def _our_services(snapshot: Snapshot) -> list[Service]:
+    mine = snapshot.load_balancer_class
+    return [s for s in snapshot.services if s.load_balancer_class in (None, mine)]
+
+
+def _pools(lb: BGPLoadBalancerSpec) -> dict[str, Pool]:
+    return {p.name: Pool.from_api(p) for p in lb.address_pools}
+
+
+def plan(snapshot: Snapshot) -> DesiredState:
+    lb = snapshot.load_balancer
+    if lb is None:
+        return DesiredState(problems=("BGPLoadBalancer 'default' not found: nothing to do",))
+    problems: list[str] = []
+
+    floating_ips = snapshot.gateway.floating_ips if snapshot.gateway else []
+    if snapshot.gateway is None:
+        problems.append("NetworkGatewayGroup 'default' not found: no service sessions")
+    placement = place_floating_ips(floating_ips, snapshot.nodes, snapshot.floating_ip_holders)
+
+    peers = data_plane_peers(lb, snapshot.peers, len(set(floating_ips)))
+    if not peers:
+        problems.append(
+            "no data-plane peer: the peerSelector matches no BGPPeer"
+            if lb.peer_selector is not None
+            else "no data-plane peer: no peerSelector and no control-plane peers"
+        )
+    service_sessions = plan_service_sessions(
+        peers, placement.holders, snapshot.session_floating_ips
+    )
+    cp_sessions = plan_control_plane_sessions(lb, snapshot.nodes)
+    sessions = dict(cp_sessions.sessions)
+    shortfalls = {**service_sessions.shortfalls, **cp_sessions.shortfalls}
+    for name, spec in service_sessions.sessions.items():
+        if name in sessions:
+            shortfalls[spec.peer] = f"session name {name} is taken by a control-plane session"
+        else:
+            sessions[name] = spec
+
+    services = _our_services(snapshot)
+    vip_plan = allocate_vips(services, _pools(lb), {})
+    lb_nodes = load_balancer_nodes(snapshot.nodes, lb.load_balancer_node_selector)
+    route_plan = plan_routes(
+        services,
+        vip_plan.vips,
+        lb_nodes=lb_nodes,
+        add_path=lb.add_path,
+        current=snapshot.route_next_hops,
+        load=Counter(),
+    )
+    return DesiredState(
+        floating_ips=placement,
+        sessions=dict(sorted(sessions.items())),
+        session_shortfalls=shortfalls,
+        vips=vip_plan.vips,
+        routes=route_plan.routes,
+        service_problems={**vip_plan.problems, **route_plan.problems},
+        control_plane_route=_control_plane_route(lb, sessions.values()),
+        problems=tuple(problems),
+    )
+
+
+def _control_plane_route(
+    lb: BGPLoadBalancerSpec, sessions: Iterable[BGPSessionSpec]
+) -> Route | None:
+    """The control-plane VIP, via every control-plane node that has a session for it.
+
+    Each node's agent advertises it only while its own kube-apiserver is ready; this
+    route lists where it may come from.
+    """
+    if lb.control_plane is None or lb.control_plane.vip is None:
+        return None
+    hops = sorted({s.local_ip for s in sessions if s.type == "ControlPlane"})
+    return Route(IPv4Network(lb.control_plane.vip), tuple(hops))
+
+
+def replan_services(
+    previous: DesiredState, snapshot: Snapshot, changed: Iterable[ServiceKey]
+) -> DesiredState:
+    """Re-decide only the changed Services (and those that had problems).
+
+    Valid when nothing but Services changed since `previous` was planned from this
+    snapshot's predecessor; anything else (nodes, leases, configuration) needs `plan`.
+    """
+    lb = snapshot.load_balancer
+    if lb is None:
+        return plan(snapshot)
+    redo = set(changed) | set(previous.service_problems)
+    services = [s for s in _our_services(snapshot) if s.key in redo]
+
+    vips = {k: v for k, v in previous.vips.items() if k not in redo}
+    routes = {k: v for k, v in previous.routes.items() if k not in redo}
+    problems = {k: v for k, v in previous.service_problems.items() if k not in redo}
+
+    held = {int(ip): key for key, ip in vips.items()}
+    vip_plan = allocate_vips(services, _pools(lb), held)
+    load: Counter[IPv4Address] = Counter()
+    if not lb.add_path:
+        load.update(hop for route in routes.values() for hop in route.next_hops)
+    lb_nodes = load_balancer_nodes(snapshot.nodes, lb.load_balancer_node_selector)
+    route_plan = plan_routes(
+        services,
+        vip_plan.vips,
+        lb_nodes=lb_nodes,
+        add_path=lb.add_path,
+        current=snapshot.route_next_hops,
+        load=load,
+    )
+    vips.update(vip_plan.vips)
+    routes.update(route_plan.routes)
+    problems.update(vip_plan.problems)
+    problems.update(route_plan.problems)
+    return replace(previous, vips=vips, routes=routes, service_problems=problems)
+
+
+__all__ = ["DesiredState", "Route", "control_plane_nodes", "plan", "replan_services"]

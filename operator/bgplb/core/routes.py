@@ -1,0 +1,118 @@
+"""Routes: one /32 per VIP, next hops on the load-balancer nodes."""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Network
+
+from bgplb.core.snapshot import Node, Service, ServiceKey
+
+ROUTE_NAME_PREFIX = "default-"
+CONTROL_PLANE_ROUTE = "control-plane-vip"
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    prefix: IPv4Network
+    next_hops: tuple[IPv4Address, ...]
+    """Sorted. Shared between routes where equal: with ADD-PATH most routes have the same."""
+    service: ServiceKey | None = None
+
+
+@dataclass(frozen=True)
+class RoutePlan:
+    routes: Mapping[ServiceKey, Route]
+    problems: Mapping[ServiceKey, str]
+
+
+def load_balancer_nodes(nodes: Iterable[Node], selector: Mapping[str, str]) -> list[Node]:
+    """Ready nodes the selector picks, by IP: the candidates for next hops."""
+    wanted = selector.items()
+    return sorted((n for n in nodes if n.ready and wanted <= n.labels.items()), key=lambda n: n.ip)
+
+
+def plan_routes(
+    services: Iterable[Service],
+    vips: Mapping[ServiceKey, IPv4Address],
+    *,
+    lb_nodes: list[Node],
+    add_path: bool,
+    current: Mapping[ServiceKey, tuple[IPv4Address, ...]],
+    load: Counter[IPv4Address],
+) -> RoutePlan:
+    """Next hops per VIP. `load` counts VIPs per next hop of the Services not given here.
+
+    With ADD-PATH every eligible node is a next hop. Without it each VIP gets one,
+    kept where it is while that node stays eligible, else the least-loaded node, so
+    VIPs spread evenly and only a lost node's VIPs move.
+    """
+    all_hops = tuple(n.ip for n in lb_nodes)
+    by_name = {n.name: n.ip for n in lb_nodes}
+    routes: dict[ServiceKey, Route] = {}
+    problems: dict[ServiceKey, str] = {}
+    pending: list[tuple[Service, tuple[IPv4Address, ...]]] = []
+
+    for svc in sorted(services, key=lambda s: s.key):
+        vip = vips.get(svc.key)
+        if vip is None:
+            continue
+        if svc.local_traffic:
+            hops = tuple(ip for name, ip in by_name.items() if name in svc.endpoint_nodes)
+            if not hops:
+                problems[svc.key] = (
+                    "externalTrafficPolicy is Local and no ready load-balancer node has a "
+                    "ready endpoint: not advertised"
+                )
+                continue
+        else:
+            hops = all_hops
+            if not hops:
+                problems[svc.key] = "no ready load-balancer node: not advertised"
+                continue
+        prefix = IPv4Network(vip)
+        if add_path:
+            routes[svc.key] = Route(prefix, hops, svc.key)
+            continue
+        now = current.get(svc.key, ())
+        if len(now) == 1 and now[0] in hops:
+            routes[svc.key] = Route(prefix, now, svc.key)
+            load[now[0]] += 1
+        else:
+            pending.append((svc, hops))
+
+    # Least loaded first, ties by IP. A lazy heap: loads only grow, so an entry is
+    # never above its node's load; a stale top is refreshed until the top is exact,
+    # and then it is the minimum. Each pick is O(log nodes) for 10,000s of VIPs.
+    heap = [(load[ip], ip) for ip in all_hops]
+    heapq.heapify(heap)
+    for svc, hops in pending:
+        if hops is all_hops:
+            while heap[0][0] != load[heap[0][1]]:
+                heapq.heapreplace(heap, (load[heap[0][1]], heap[0][1]))
+            chosen = heap[0][1]
+        else:
+            chosen = min(hops, key=lambda ip: (load[ip], ip))
+        load[chosen] += 1
+        routes[svc.key] = Route(IPv4Network(vips[svc.key]), (chosen,), svc.key)
+    return RoutePlan(routes=routes, problems=problems)
+
+
+def route_names(keys: Iterable[ServiceKey]) -> dict[ServiceKey, str]:
+    """BGPAdvertisedRoute names as in the seed: `default-<namespace>-<name>`.
+
+    'a-b/c' and 'a/b-c' would share a name; the first key in order keeps the plain
+    one and the others get a short hash, so names are unique and deterministic.
+    """
+    by_name: dict[str, list[ServiceKey]] = {}
+    for key in sorted(keys):
+        by_name.setdefault(ROUTE_NAME_PREFIX + key.replace("/", "-"), []).append(key)
+    names: dict[ServiceKey, str] = {}
+    for name, owners in by_name.items():
+        names[owners[0]] = name
+        for key in owners[1:]:
+            names[key] = f"{name}-{hashlib.blake2b(key.encode(), digest_size=4).hexdigest()}"
+    return names

@@ -1,0 +1,80 @@
+"""The planner's input: everything it decides from, already read from the cluster.
+
+Besides what users configured, a snapshot carries the operator's previous decisions
+(who holds each floating IP, which floating IPs each peer's sessions use, each
+Service's VIP and next hop). The planner keeps those whenever they are still valid,
+which is what makes plans stable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Interface
+
+from bgplb.api import BGPLoadBalancerSpec, BGPPeerSpec, NetworkGatewayGroupSpec
+
+LOAD_BALANCER_CLASS = "bgplb.io/bgp"
+"""Services with this loadBalancerClass, or none, are ours; others are left alone."""
+
+ServiceKey = str
+"""'namespace/name'."""
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    name: str
+    addresses: tuple[IPv4Interface, ...]
+    """The node's addresses with their prefix lengths, InternalIP first. Floating IPs
+    the agent plumbed are not among them."""
+    labels: Mapping[str, str] = field(default_factory=dict)
+    ready: bool = True
+    """Its agent's Lease is current (not Node Ready, which is tens of seconds late)."""
+
+    @property
+    def ip(self) -> IPv4Address:
+        return self.addresses[0].ip
+
+
+@dataclass(frozen=True, slots=True)
+class Peer:
+    name: str
+    labels: Mapping[str, str]
+    spec: BGPPeerSpec
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    namespace: str
+    name: str
+    load_balancer_class: str | None = None
+    requested_ip: IPv4Address | None = None
+    """spec.loadBalancerIP (or our annotation): the user wants exactly this VIP."""
+    pool: str | None = None
+    """Address pool the user asked for by annotation."""
+    current_ip: IPv4Address | None = None
+    """The VIP it has now (status.loadBalancer.ingress or the last plan)."""
+    local_traffic: bool = False
+    """externalTrafficPolicy: Local — only nodes with a ready endpoint may be next hops."""
+    endpoint_nodes: frozenset[str] = frozenset()
+    """Nodes with a ready endpoint of this Service."""
+
+    @property
+    def key(self) -> ServiceKey:
+        return f"{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    load_balancer: BGPLoadBalancerSpec | None
+    gateway: NetworkGatewayGroupSpec | None
+    peers: tuple[Peer, ...] = ()
+    nodes: tuple[Node, ...] = ()
+    services: tuple[Service, ...] = ()
+    floating_ip_holders: Mapping[IPv4Address, str] = field(default_factory=dict)
+    """Floating IP → node holding it now."""
+    session_floating_ips: Mapping[str, frozenset[IPv4Address]] = field(default_factory=dict)
+    """Peer name → floating IPs its sessions start from now."""
+    route_next_hops: Mapping[ServiceKey, tuple[IPv4Address, ...]] = field(default_factory=dict)
+    """Service → next hops advertised now (used without ADD-PATH to keep each VIP put)."""
+    load_balancer_class: str = LOAD_BALANCER_CLASS
