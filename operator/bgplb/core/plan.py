@@ -17,7 +17,6 @@ from bgplb.core.floating import Placement, place_floating_ips
 from bgplb.core.pools import Pool
 from bgplb.core.routes import Route, load_balancer_nodes, plan_routes
 from bgplb.core.sessions import (
-    control_plane_nodes,
     data_plane_peers,
     plan_control_plane_sessions,
     plan_service_sessions,
@@ -98,10 +97,19 @@ def plan(snapshot: Snapshot) -> DesiredState:
         session_shortfalls=shortfalls,
         vips=vip_plan.vips,
         routes=route_plan.routes,
-        service_problems={**vip_plan.problems, **route_plan.problems},
+        service_problems=_merge(vip_plan.problems, route_plan.problems),
         control_plane_route=_control_plane_route(lb, sessions.values()),
         problems=tuple(problems),
     )
+
+
+def _merge(*problems: Mapping[ServiceKey, str]) -> dict[ServiceKey, str]:
+    """One message per Service: a kept VIP can have a failed request and no next hop."""
+    out: dict[ServiceKey, str] = {}
+    for found in problems:
+        for key, message in found.items():
+            out[key] = f"{out[key]}; {message}" if key in out else message
+    return out
 
 
 def _control_plane_route(
@@ -129,8 +137,13 @@ def replan_services(
     lb = snapshot.load_balancer
     if lb is None:
         return plan(snapshot)
+    ours = _our_services(snapshot)
     redo = set(changed) | set(previous.service_problems)
-    services = [s for s in _our_services(snapshot) if s.key in redo]
+    # A changed Service claiming an address another holds competes with it afresh,
+    # as it would in a full plan.
+    holder = {ip: key for key, ip in previous.vips.items()}
+    redo |= {holder[s.current_ip] for s in ours if s.key in changed and s.current_ip in holder}
+    services = [s for s in ours if s.key in redo]
 
     vips = {k: v for k, v in previous.vips.items() if k not in redo}
     routes = {k: v for k, v in previous.routes.items() if k not in redo}
@@ -152,9 +165,25 @@ def replan_services(
     )
     vips.update(vip_plan.vips)
     routes.update(route_plan.routes)
-    problems.update(vip_plan.problems)
-    problems.update(route_plan.problems)
+    problems.update(_merge(vip_plan.problems, route_plan.problems))
     return replace(previous, vips=vips, routes=routes, service_problems=problems)
 
 
-__all__ = ["DesiredState", "Route", "control_plane_nodes", "plan", "replan_services"]
+def with_decisions(snapshot: Snapshot, desired: DesiredState) -> Snapshot:
+    """The snapshot as it reads once `desired` is applied: its decisions become current.
+
+    The controller uses it between writing a plan and seeing the writes come back;
+    the tests use it to check that plans are fixpoints.
+    """
+    session_ips: dict[str, set[IPv4Address]] = {}
+    for spec in desired.sessions.values():
+        if spec.floating_ip is not None:
+            session_ips.setdefault(spec.peer, set()).add(spec.floating_ip)
+    services = tuple(replace(s, current_ip=desired.vips.get(s.key)) for s in snapshot.services)
+    return replace(
+        snapshot,
+        services=services,
+        floating_ip_holders=dict(desired.floating_ips.holders),
+        session_floating_ips={k: frozenset(v) for k, v in session_ips.items()},
+        route_next_hops={k: r.next_hops for k, r in desired.routes.items()},
+    )

@@ -60,35 +60,48 @@ def allocate_vips(
         if not _may_hold(svc, current, pools):
             continue
         if current in held:
-            if svc.requested_ip in (None, svc.current_ip):
-                problems[svc.key] = f"address {svc.current_ip} is already used by {held[current]}"
-            continue
+            continue  # claimed twice (status edited by hand?): the loser gets a fresh VIP
         held[current] = svc.key
         if svc.requested_ip in (None, svc.current_ip):
             vips[svc.key] = svc.current_ip
         else:
             tentative[svc.key] = current
 
-    for svc in ordered:
-        if svc.requested_ip is None or svc.key in vips:
-            continue
-        wanted = int(svc.requested_ip)
-        if not _may_hold(svc, wanted, pools):
-            where = f"address pool {svc.pool!r}" if svc.pool else "any address pool"
-            problems[svc.key] = f"requested address {svc.requested_ip} is not in {where}"
-        elif held.get(wanted, svc.key) != svc.key:
-            problems[svc.key] = (
-                f"requested address {svc.requested_ip} is already used by {held[wanted]}"
-            )
-        else:
-            if (old := tentative.pop(svc.key, None)) is not None:
-                del held[old]
-            held[wanted] = svc.key
-            vips[svc.key] = svc.requested_ip
-            problems.pop(svc.key, None)
-            continue
-        if svc.key in tentative:
-            vips[svc.key] = IPv4Address(tentative.pop(svc.key))
+    # A request may wait on an address another Service is about to give up for its
+    # own request, so resolve requests until a pass grants nothing new.
+    pending = [s for s in ordered if s.requested_ip is not None and s.key not in vips]
+    progress = True
+    while pending and progress:
+        progress = False
+        for svc in list(pending):
+            assert svc.requested_ip is not None
+            wanted = int(svc.requested_ip)
+            holder = held.get(wanted, svc.key)
+            if _may_hold(svc, wanted, pools) and holder in tentative and holder != svc.key:
+                continue
+            pending.remove(svc)
+            if not _may_hold(svc, wanted, pools):
+                where = f"address pool {svc.pool!r}" if svc.pool else "any address pool"
+                problems[svc.key] = f"requested address {svc.requested_ip} is not in {where}"
+            elif holder != svc.key:
+                problems[svc.key] = (
+                    f"requested address {svc.requested_ip} is already used by {holder}"
+                )
+            else:
+                if (old := tentative.pop(svc.key, None)) is not None:
+                    del held[old]
+                held[wanted] = svc.key
+                vips[svc.key] = svc.requested_ip
+                problems.pop(svc.key, None)
+                progress = True
+    for svc in pending:
+        problems[svc.key] = (
+            f"requested address {svc.requested_ip} is already used by "
+            f"{held[int(svc.requested_ip or 0)]}"
+        )
+    # A Service whose request failed keeps the VIP it had: nothing working is lost.
+    for key, address in tentative.items():
+        vips[key] = IPv4Address(address)
 
     # Addresses below a pool's cursor are all held: within one call `held` only grows
     # from here on, so each pool is scanned once however many Services are new.
