@@ -111,7 +111,7 @@ def snapshots(draw: st.DrawFn, add_path: bool | None = None) -> Snapshot:
     node_ips = {n.ip for n in node_list}
     floating = draw(
         st.lists(
-            st.sampled_from(SUBNETS + [IPv4Network("198.51.100.0/28")])
+            st.sampled_from([*SUBNETS, IPv4Network("198.51.100.0/28")])
             .flatmap(host)
             .filter(lambda ip: ip not in node_ips),
             max_size=6,
