@@ -74,9 +74,7 @@ class _Allocation:
                 pending.remove(svc)
                 if not allowed:
                     where = f"address pool {svc.pool!r}" if svc.pool else "any address pool"
-                    self.problems[svc.key] = (
-                        f"requested address {svc.requested_ip} is not in {where}"
-                    )
+                    self.problems[svc.key] = f"requested {svc.requested_ip} is not in {where}"
                 elif holder != svc.key:
                     self.problems[svc.key] = (
                         f"requested {svc.requested_ip} is already used by {holder}"
@@ -89,9 +87,7 @@ class _Allocation:
                     progress = True
         for svc in pending:
             holder = self.held[int(svc.requested_ip or 0)]
-            self.problems[svc.key] = (
-                f"requested address {svc.requested_ip} is already used by {holder}"
-            )
+            self.problems[svc.key] = f"requested {svc.requested_ip} is already used by {holder}"
         # A Service whose request failed keeps the VIP it had: nothing working is lost.
         for key, address in self.tentative.items():
             self.vips[key] = IPv4Address(address)
