@@ -6,9 +6,16 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test venv lint types unit crds bench-plan clean
+STUBS := operator/bgplb/agent/speaker/stubs/gobgp_pb2.py
+GOBGP_PROTO := /usr/share/gocode/src/github.com/osrg/gobgp/api/gobgp.proto
+
+.PHONY: test deps venv lint types unit crds bench-plan clean
 
 test: lint types unit
+
+# System packages (gobgpd, FRR, BIRD, GoBGP protos, etcd) via apt when missing.
+deps:
+	@bash scripts/install-system-deps.sh
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,7 +23,11 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
 	@touch $@
 
-venv: $(STAMP)
+# GoBGP stubs are build output, generated from the Debian protos at install time.
+$(STUBS): $(STAMP) operator/bgplb/agent/speaker/protogen.py | deps
+	$(PY) -m bgplb.agent.speaker.protogen
+
+venv: deps $(STAMP) $(STUBS)
 
 lint: venv
 	$(VENV)/bin/ruff check .

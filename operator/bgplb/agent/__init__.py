@@ -1,0 +1,1 @@
+"""The node agent: drives the local GoBGP speaker, plumbs floating IPs, reports status."""

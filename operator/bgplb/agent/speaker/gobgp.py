@@ -1,0 +1,271 @@
+"""Speaker over gobgpd's gRPC API (v3, `apipb.GobgpApi`).
+
+The traps this driver is shaped around (../shared/GOBGP-NOTES.md):
+- a second StartBgp on a running daemon empties its RIB: GetBgp first;
+- UpdatePeer replaces the whole peer: always send a complete one;
+- `DeletePath` with neither path nor uuid deletes every path: never send that;
+- gobgpd keeps no state across restarts, and an agent restart must not flap anything.
+
+So the driver never trusts its own memory across a reconnect: it reads what the
+daemon holds (`adopt`), and sends only the difference to what is desired. After an
+agent restart that difference is nothing; after a gobgpd restart it is everything.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import AsyncIterator
+from ipaddress import IPv4Address, IPv4Network
+from typing import Any
+
+import grpc
+from google.protobuf import any_pb2
+
+from bgplb.agent.speaker.model import PathConfig, PeerConfig, PeerStatus, SpeakerConfig
+from bgplb.agent.speaker.stubs import attribute_pb2 as attr
+from bgplb.agent.speaker.stubs import gobgp_pb2 as api
+from bgplb.agent.speaker.stubs import gobgp_pb2_grpc as api_grpc
+from bgplb.api.bgpsession import SESSION_STATES, SessionState
+
+log = logging.getLogger(__name__)
+
+IPV4_UNICAST = api.Family(afi=api.Family.AFI_IP, safi=api.Family.SAFI_UNICAST)
+_NIL = "<nil>"
+
+
+def _state(value: int) -> SessionState:
+    # gobgp: 1 IDLE … 6 ESTABLISHED; 0 UNKNOWN reads as Idle.
+    return SESSION_STATES[max(value, 1) - 1]
+
+
+def _pack(message: Any) -> any_pb2.Any:
+    packed = any_pb2.Any()
+    packed.Pack(message)
+    return packed
+
+
+def peer_message(p: PeerConfig) -> Any:
+    """The complete gobgp Peer for a PeerConfig."""
+    afi_safi = api.AfiSafi(
+        config=api.AfiSafiConfig(family=IPV4_UNICAST, enabled=True),
+        add_paths=api.AddPaths(config=api.AddPathsConfig(send_max=p.add_path_send_max)),
+    )
+    if p.graceful_restart:
+        afi_safi.mp_graceful_restart.config.enabled = True
+    return api.Peer(
+        conf=api.PeerConf(
+            neighbor_address=str(p.address),
+            peer_asn=p.peer_asn,
+            local_asn=p.local_asn,
+            auth_password=p.password,
+            description=p.description,
+        ),
+        ebgp_multihop=api.EbgpMultihop(enabled=p.multihop_ttl > 1, multihop_ttl=p.multihop_ttl),
+        timers=api.Timers(
+            config=api.TimersConfig(
+                connect_retry=p.connect_retry,
+                hold_time=p.hold_time,
+                keepalive_interval=p.keepalive,
+            )
+        ),
+        transport=api.Transport(local_address=str(p.local_address or "")),
+        graceful_restart=api.GracefulRestart(
+            enabled=p.graceful_restart, restart_time=p.restart_time if p.graceful_restart else 0
+        ),
+        afi_safis=[afi_safi],
+    )
+
+
+def peer_config(peer: Any) -> PeerConfig:
+    """Read back what `peer_message` wrote (the inverse, on the fields we manage)."""
+    local = peer.transport.local_address
+    send_max = max((a.add_paths.config.send_max for a in peer.afi_safis), default=0)
+    return PeerConfig(
+        address=IPv4Address(peer.conf.neighbor_address),
+        peer_asn=peer.conf.peer_asn,
+        local_asn=peer.conf.local_asn,
+        local_address=IPv4Address(local) if local and local != _NIL else None,
+        multihop_ttl=peer.ebgp_multihop.multihop_ttl if peer.ebgp_multihop.enabled else 1,
+        hold_time=peer.timers.config.hold_time,
+        keepalive=peer.timers.config.keepalive_interval,
+        connect_retry=peer.timers.config.connect_retry,
+        password=peer.conf.auth_password,
+        graceful_restart=peer.graceful_restart.enabled,
+        restart_time=peer.graceful_restart.restart_time if peer.graceful_restart.enabled else 120,
+        add_path_send_max=send_max,
+        description=peer.conf.description,
+    )
+
+
+def path_message(p: PathConfig) -> Any:
+    return api.Path(
+        family=IPV4_UNICAST,
+        nlri=_pack(
+            attr.IPAddressPrefix(
+                prefix=str(p.prefix.network_address), prefix_len=p.prefix.prefixlen
+            )
+        ),
+        pattrs=[
+            _pack(attr.OriginAttribute(origin=0)),  # IGP
+            _pack(attr.NextHopAttribute(next_hop=str(p.next_hop))),
+        ],
+        identifier=p.identifier,
+    )
+
+
+def path_config(path: Any) -> PathConfig | None:
+    """A locally originated path as a PathConfig; None for anything else."""
+    if path.neighbor_ip not in ("", _NIL) or path.is_from_external:
+        return None
+    prefix = attr.IPAddressPrefix()
+    if not path.nlri.Unpack(prefix):
+        return None
+    next_hop = None
+    for packed in path.pattrs:
+        hop = attr.NextHopAttribute()
+        if packed.Unpack(hop):
+            next_hop = IPv4Address(hop.next_hop)
+    if next_hop is None:
+        return None
+    return PathConfig(
+        IPv4Network(f"{prefix.prefix}/{prefix.prefix_len}"), next_hop, path.identifier
+    )
+
+
+def peer_status(peer: Any) -> PeerStatus:
+    state = _state(peer.state.session_state)
+    uptime = peer.timers.state.uptime
+    since = (
+        dt.datetime.fromtimestamp(uptime.seconds, dt.UTC)
+        if state == "Established" and uptime.seconds
+        else None
+    )
+    received = sum(a.state.received for a in peer.afi_safis)
+    advertised = sum(a.state.advertised for a in peer.afi_safis)
+    return PeerStatus(
+        address=IPv4Address(peer.conf.neighbor_address or peer.state.neighbor_address),
+        state=state,
+        established_since=since,
+        received_prefixes=received,
+        advertised_prefixes=advertised,
+    )
+
+
+class GoBGPSpeaker:
+    """Drives one gobgpd over gRPC on loopback."""
+
+    def __init__(self, target: str, *, interceptors: list[Any] | None = None) -> None:
+        self.target = target
+        self._channel = grpc.aio.insecure_channel(target, interceptors=interceptors)
+        self._stub = api_grpc.GobgpApiStub(self._channel)  # type: ignore[no-untyped-call]
+        self._held: SpeakerConfig | None = None
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    def forget(self) -> None:
+        """Re-read the daemon before the next apply (after a reconnect or an error)."""
+        self._held = None
+
+    async def adopt(self) -> SpeakerConfig:
+        """What the daemon holds now, as a SpeakerConfig."""
+        bgp = await self._stub.GetBgp(api.GetBgpRequest())
+        g = getattr(bgp, "global")  # `global` is a Python keyword
+        peers = {}
+        async for reply in self._stub.ListPeer(api.ListPeerRequest()):
+            config = peer_config(reply.peer)
+            peers[config.address] = config
+        paths = set()
+        if g.asn:
+            request = api.ListPathRequest(table_type=api.GLOBAL, family=IPV4_UNICAST)
+            async for reply in self._stub.ListPath(request):
+                for path in reply.destination.paths:
+                    if (config_path := path_config(path)) is not None:
+                        paths.add(config_path)
+        router_id = IPv4Address(g.router_id) if g.asn else IPv4Address(0)
+        return SpeakerConfig(g.asn, router_id, peers, frozenset(paths))
+
+    async def apply(self, desired: SpeakerConfig) -> int:
+        try:
+            return await self._apply(desired)
+        except grpc.aio.AioRpcError:
+            self.forget()
+            raise
+
+    async def _apply(self, desired: SpeakerConfig) -> int:
+        if self._held is None:
+            self._held = await self.adopt()
+        held = self._held
+        changes = 0
+        if held.asn == 0:
+            request = api.StartBgpRequest(
+                **{
+                    "global": api.Global(
+                        asn=desired.asn, router_id=str(desired.router_id), listen_port=-1
+                    )
+                }
+            )
+            await self._stub.StartBgp(request)
+            held = SpeakerConfig(desired.asn, desired.router_id)
+            changes += 1
+        elif (held.asn, held.router_id) != (desired.asn, desired.router_id):
+            # gobgpd cannot change its identity in place: stopping drops every session,
+            # so this happens only when the cluster's ASN or the node's router ID change.
+            log.warning(
+                "restarting BGP: ASN/router ID %s/%s → %s/%s",
+                held.asn,
+                held.router_id,
+                desired.asn,
+                desired.router_id,
+            )
+            await self._stub.StopBgp(api.StopBgpRequest())
+            self._held = SpeakerConfig(0, IPv4Address(0))
+            return 1 + await self._apply(desired)
+
+        for address in held.peers:
+            if address not in desired.peers:
+                await self._stub.DeletePeer(api.DeletePeerRequest(address=str(address)))
+                changes += 1
+        for address, new in desired.peers.items():
+            old: PeerConfig | None = held.peers.get(address)
+            if old == new:
+                continue
+            if old is not None and old.needs_reset_to_change_to(new):
+                await self._stub.DeletePeer(api.DeletePeerRequest(address=str(address)))
+                old = None
+                changes += 1
+            if old is None:
+                await self._stub.AddPeer(api.AddPeerRequest(peer=peer_message(new)))
+            else:
+                await self._stub.UpdatePeer(api.UpdatePeerRequest(peer=peer_message(new)))
+            changes += 1
+
+        # Add before withdrawing, so a prefix whose next hops change is never absent.
+        for path in sorted(desired.paths - held.paths):
+            await self._stub.AddPath(
+                api.AddPathRequest(table_type=api.GLOBAL, path=path_message(path))
+            )
+            changes += 1
+        for path in sorted(held.paths - desired.paths):
+            await self._stub.DeletePath(
+                api.DeletePathRequest(
+                    table_type=api.GLOBAL, family=IPV4_UNICAST, path=path_message(path)
+                )
+            )
+            changes += 1
+        self._held = desired
+        return changes
+
+    async def peer_status(self) -> dict[Any, PeerStatus]:
+        out = {}
+        async for reply in self._stub.ListPeer(api.ListPeerRequest(enableAdvertised=True)):
+            status = peer_status(reply.peer)
+            out[status.address] = status
+        return out
+
+    async def watch(self) -> AsyncIterator[PeerStatus]:
+        request = api.WatchEventRequest(peer=api.WatchEventRequest.Peer())
+        async for event in self._stub.WatchEvent(request):
+            if event.HasField("peer") and event.peer.type == event.peer.STATE:
+                yield peer_status(event.peer.peer)

@@ -1,0 +1,287 @@
+"""Real routing daemons started by hand inside lab namespaces: gobgpd, FRR, BIRD.
+
+ToR configs accept sessions from any address of the segment (dynamic neighbours),
+the way a ToR is set up to peer with every floating IP of a cluster, and install
+multipath (ECMP) routes into their namespace's kernel.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from ipaddress import IPv4Network
+from pathlib import Path
+from typing import Any, TypeVar
+
+from bgplb.lab.netns import Host
+
+T = TypeVar("T")
+
+
+def wait_for(
+    what: str, probe: Callable[[], T | None], timeout: float = 30, every: float = 0.1
+) -> T:
+    """Poll `probe` until it returns something truthy; raise naming `what` on timeout."""
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = probe()
+            if value:
+                return value
+        except Exception as e:  # a probe may fail until the daemon is up
+            last = e
+        time.sleep(every)
+    raise TimeoutError(
+        f"timed out after {timeout}s waiting for {what}" + (f": {last}" if last else "")
+    )
+
+
+def kernel_next_hops(host: Host, prefix: str) -> set[str]:
+    """Next hops of the route a ToR installed in its kernel (ECMP shows several)."""
+    routes = json.loads(host.exec("ip", "-j", "route", "show", prefix) or "[]")
+    hops: set[str] = set()
+    for route in routes:
+        if "gateway" in route:
+            hops.add(route["gateway"])
+        hops.update(hop["gateway"] for hop in route.get("nexthops", []))
+    return hops
+
+
+def _stop(proc: subprocess.Popen[bytes] | None, timeout: float = 5) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@dataclass
+class GoBGPd:
+    """gobgpd with gRPC on 127.0.0.1 in its namespace, and on a unix socket for tests."""
+
+    host: Host
+    workdir: Path
+    port: int = 50051
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def socket(self) -> Path:
+        return self.workdir / f"gobgpd-{self.host.name}.sock"
+
+    @property
+    def target(self) -> str:
+        """gRPC target reachable from any namespace (filesystem sockets are not per-netns)."""
+        return f"unix://{self.socket}"
+
+    def start(self) -> GoBGPd:
+        self.socket.unlink(missing_ok=True)
+        self.proc = self.host.popen(
+            [
+                "gobgpd",
+                "--api-hosts",
+                f"127.0.0.1:{self.port},unix://{self.socket}",
+                "-l",
+                "info",
+                "--log-plain",
+            ],
+            self.workdir / f"gobgpd-{self.host.name}.log",
+        )
+        wait_for(f"gobgpd on {self.host.name}", self.socket.exists, timeout=10)
+        return self
+
+    def stop(self) -> None:
+        _stop(self.proc)
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@dataclass
+class FRR:
+    """FRR 8.4 (zebra + bgpd) as a ToR."""
+
+    host: Host
+    workdir: Path
+    asn: int
+    listen_range: IPv4Network
+    peer_asn: int
+    password: str = ""
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    @property
+    def dir(self) -> Path:
+        return self.workdir / f"frr-{self.host.name}"
+
+    def config(self) -> str:
+        password = f" neighbor NODES password {self.password}\n" if self.password else ""
+        return (
+            "frr defaults datacenter\n"
+            f"hostname {self.host.name}\n"
+            "log stdout informational\n"
+            f"router bgp {self.asn}\n"
+            f" bgp router-id {self.host.ip}\n"
+            " no bgp ebgp-requires-policy\n"
+            " bgp bestpath as-path multipath-relax\n"
+            " neighbor NODES peer-group\n"
+            f" neighbor NODES remote-as {self.peer_asn}\n"
+            " neighbor NODES timers connect 1\n"
+            f"{password}"
+            f" bgp listen range {self.listen_range} peer-group NODES\n"
+            " address-family ipv4 unicast\n"
+            "  maximum-paths 16\n"
+            " exit-address-family\n"
+        )
+
+    def start(self) -> FRR:
+        shutil.rmtree(self.dir, ignore_errors=True)
+        self.dir.mkdir(parents=True)
+        (self.dir / "bgpd.conf").write_text(self.config())
+        (self.dir / "zebra.conf").write_text(f"hostname {self.host.name}\n")
+        frr = pwd.getpwnam("frr")
+        for path in (self.dir, *self.dir.iterdir()):
+            os.chown(path, frr.pw_uid, frr.pw_gid)
+        common = [
+            "-N",
+            self.host.name,
+            "-z",
+            str(self.dir / "zserv.api"),
+            "--vty_socket",
+            str(self.dir),
+            "-u",
+            "frr",
+            "-g",
+            "frr",
+        ]
+        zebra = self.host.popen(
+            [
+                "/usr/lib/frr/zebra",
+                *common,
+                "-i",
+                str(self.dir / "zebra.pid"),
+                "-f",
+                str(self.dir / "zebra.conf"),
+            ],
+            self.workdir / f"zebra-{self.host.name}.log",
+        )
+        self.procs.append(zebra)
+        wait_for("zebra's socket", (self.dir / "zserv.api").exists, timeout=10)
+        bgpd = self.host.popen(
+            [
+                "/usr/lib/frr/bgpd",
+                *common,
+                "-i",
+                str(self.dir / "bgpd.pid"),
+                "-f",
+                str(self.dir / "bgpd.conf"),
+            ],
+            self.workdir / f"bgpd-{self.host.name}.log",
+        )
+        self.procs.append(bgpd)
+        wait_for("bgpd's vty", (self.dir / "bgpd.vty").exists, timeout=10)
+        return self
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
+            _stop(proc)
+        self.procs.clear()
+
+    def vtysh(self, command: str) -> str:
+        return self.host.exec("vtysh", "--vty_socket", str(self.dir), "-c", command)
+
+    def json(self, command: str) -> Any:
+        return json.loads(self.vtysh(command + " json"))
+
+    def established(self) -> dict[str, dict[str, Any]]:
+        """Neighbour address → summary, for Established sessions."""
+        peers = self.json("show bgp ipv4 unicast summary").get("peers", {})
+        return {a: p for a, p in peers.items() if p.get("state") == "Established"}
+
+    def next_hops(self, prefix: str) -> set[str]:
+        """Next hops of every path the ToR holds for `prefix` (empty when it has none)."""
+        data = self.json(f"show bgp ipv4 unicast {prefix}")
+        return {hop["ip"] for path in data.get("paths", []) for hop in path.get("nexthops", [])}
+
+    def kernel_next_hops(self, prefix: str) -> set[str]:
+        return kernel_next_hops(self.host, prefix)
+
+
+@dataclass
+class BIRD:
+    """BIRD 2.0 as a ToR."""
+
+    host: Host
+    workdir: Path
+    asn: int
+    listen_range: IPv4Network
+    peer_asn: int
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def socket(self) -> Path:
+        return self.workdir / f"bird-{self.host.name}.ctl"
+
+    def config(self) -> str:
+        return (
+            f"router id {self.host.ip};\n"
+            "protocol device {}\n"
+            "protocol kernel {\n"
+            "  ipv4 { export all; };\n"
+            "  merge paths on;\n"
+            "}\n"
+            "protocol bgp nodes {\n"
+            f"  local {self.host.ip} as {self.asn};\n"
+            f"  neighbor range {self.listen_range} as {self.peer_asn};\n"
+            '  dynamic name "node";\n'
+            "  ipv4 { import all; export none; add paths rx; };\n"
+            "}\n"
+        )
+
+    def start(self) -> BIRD:
+        conf = self.workdir / f"bird-{self.host.name}.conf"
+        conf.write_text(self.config())
+        self.socket.unlink(missing_ok=True)
+        self.proc = self.host.popen(
+            ["bird", "-f", "-c", str(conf), "-s", str(self.socket)],
+            self.workdir / f"bird-{self.host.name}.log",
+        )
+        wait_for("bird's control socket", self.socket.exists, timeout=10)
+        return self
+
+    def stop(self) -> None:
+        _stop(self.proc)
+
+    def birdc(self, command: str) -> str:
+        return self.host.exec("birdc", "-s", str(self.socket), command)
+
+    def established(self) -> dict[str, str]:
+        """Dynamic protocol name → its 'show protocols' line, for Established ones."""
+        out = self.birdc("show protocols")
+        return {
+            line.split()[0]: line
+            for line in out.splitlines()
+            if line.startswith("node") and "Established" in line
+        }
+
+    def next_hops(self, prefix: str) -> set[str]:
+        out = self.birdc(f"show route for {prefix} all")
+        hops = set()
+        for line in out.splitlines():
+            words = line.split()
+            if "BGP.next_hop:" in words:
+                hops.add(words[words.index("BGP.next_hop:") + 1])
+        return hops
+
+    def kernel_next_hops(self, prefix: str) -> set[str]:
+        return kernel_next_hops(self.host, prefix)
