@@ -262,8 +262,8 @@ class BIRD:
     def stop(self) -> None:
         _stop(self.proc)
 
-    def birdc(self, command: str) -> str:
-        return self.host.exec("birdc", "-s", str(self.socket), command)
+    def birdc(self, command: str, check: bool = True) -> str:
+        return self.host.exec("birdc", "-s", str(self.socket), command, check=check)
 
     def established(self) -> dict[str, str]:
         """Dynamic protocol name → its 'show protocols' line, for Established ones."""
@@ -275,7 +275,8 @@ class BIRD:
         }
 
     def next_hops(self, prefix: str) -> set[str]:
-        out = self.birdc(f"show route for {prefix} all")
+        # birdc exits 1 with "Network not found" when there is no route.
+        out = self.birdc(f"show route for {prefix} all", check=False)
         hops = set()
         for line in out.splitlines():
             words = line.split()

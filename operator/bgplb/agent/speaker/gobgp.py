@@ -194,6 +194,10 @@ class GoBGPSpeaker:
             raise
 
     async def _apply(self, desired: SpeakerConfig) -> int:
+        # A connection that is not READY may have been to a gobgpd that has since
+        # restarted empty; checking costs no RPC, re-reading only happens then.
+        if self._channel.get_state(try_to_connect=False) != grpc.ChannelConnectivity.READY:
+            self._held = None
         if self._held is None:
             self._held = await self.adopt()
         held = self._held
@@ -265,7 +269,15 @@ class GoBGPSpeaker:
         return out
 
     async def watch(self) -> AsyncIterator[PeerStatus]:
+        """Session state changes until the stream breaks (gobgpd stopped).
+
+        A broken stream means the daemon may come back empty, so the next apply
+        re-reads it and replays whatever is missing.
+        """
         request = api.WatchEventRequest(peer=api.WatchEventRequest.Peer())
-        async for event in self._stub.WatchEvent(request):
-            if event.HasField("peer") and event.peer.type == event.peer.STATE:
-                yield peer_status(event.peer.peer)
+        try:
+            async for event in self._stub.WatchEvent(request):
+                if event.HasField("peer") and event.peer.type == event.peer.STATE:
+                    yield peer_status(event.peer.peer)
+        finally:
+            self.forget()
