@@ -19,8 +19,8 @@ _DROP = {"title", "additionalProperties", "uniqueItems", "$defs"}
 # Rules on the whole object: CEL at the root may read metadata.name.
 SINGLETON_RULE = {
     "rule": "self.metadata.name == 'default'",
+    # fieldPath cannot point into metadata, so the message names the field.
     "message": "metadata.name must be 'default': there is one per cluster",
-    "fieldPath": ".metadata.name",
 }
 
 
