@@ -13,9 +13,11 @@ GOBGP_PROTO := /usr/share/gocode/src/github.com/osrg/gobgp/api/gobgp.proto
 
 test: lint types unit
 
-# System packages (gobgpd, FRR, BIRD, GoBGP protos, etcd) via apt when missing.
+# System packages (gobgpd, FRR, BIRD, GoBGP protos, etcd) via apt when missing, and
+# kube-apiserver built from its Go module into ~/.cache/bgplb (once per version).
 deps:
 	@bash scripts/install-system-deps.sh
+	@bash scripts/build-kube-apiserver.sh >/dev/null
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)

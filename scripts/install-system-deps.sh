@@ -10,6 +10,7 @@ declare -A need=(
   [/usr/share/gocode/src/github.com/osrg/gobgp/api/gobgp.proto]=golang-github-osrg-gobgp-dev
   [ip]=iproute2
   [etcd]=etcd-server
+  [ping]=iputils-ping
 )
 missing=()
 for probe in "${!need[@]}"; do

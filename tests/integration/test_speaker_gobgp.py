@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import grpc
 import pytest
 
+from bgplb.agent.floating import FloatingIPs
 from bgplb.agent.speaker.gobgp import GoBGPSpeaker
 from bgplb.agent.speaker.model import PathConfig, PeerConfig, SpeakerConfig, path_identifier
 from bgplb.lab.daemons import wait_for
@@ -78,12 +79,22 @@ async def apply(fabric: Fabric, node: str, desired: SpeakerConfig) -> tuple[int,
         await speaker.close()
 
 
+def _sync(fabric: Fabric, node: str, change: Callable[[set[IPv4Address]], None]) -> None:
+    ips = FloatingIPs(fabric.nodes[node].netns)
+    try:
+        held = set(ips.ours())
+        change(held)
+        ips.sync(held)
+    finally:
+        ips.close()
+
+
 def plumb(fabric: Fabric, node: str, ip: str) -> None:
-    fabric.nodes[node].exec("ip", "addr", "replace", f"{ip}/32", "dev", "eth0")
+    _sync(fabric, node, lambda held: held.add(IPv4Address(ip)))
 
 
 def unplumb(fabric: Fabric, node: str, ip: str) -> None:
-    fabric.nodes[node].exec("ip", "addr", "del", f"{ip}/32", "dev", "eth0", check=False)
+    _sync(fabric, node, lambda held: held.discard(IPv4Address(ip)))
 
 
 def sessions_up(fabric: Fabric, source: str) -> bool:
@@ -211,7 +222,6 @@ def test_moving_a_floating_ip_reestablishes_from_the_new_node(clean: Fabric) -> 
     clean.gobgpd["n1"].kill()
     unplumb(clean, "n1", "192.0.2.100")
     plumb(clean, "n2", "192.0.2.100")
-    clean.nodes["n2"].exec("arping", "-c1", "-U", "-I", "eth0", "192.0.2.100", check=False)
     run(lambda: apply(clean, "n2", config("192.0.2.100", NODE_IPS, router_id="192.0.2.12")))
     wait_for("FRR session from n2", lambda: clean.frr.established().get("192.0.2.100"))
     took = time.monotonic() - started

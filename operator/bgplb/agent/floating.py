@@ -1,0 +1,148 @@
+"""Floating IPs on the node's interfaces, with pyroute2.
+
+Each floating IP goes on as a /32 on the interface that holds the node's address in
+the same subnet (a /32 adds no prefix route and leaves the node's routing alone),
+labelled `<ifname>:bgplb` so the agent knows its own and never touches anyone
+else's. A gratuitous ARP follows every add, so the segment learns the new owner at
+once instead of when old ARP entries expire.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import struct
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Interface
+from typing import Any
+
+from pyroute2 import IPRoute
+from pyroute2 import netns as pyroute2_netns
+
+log = logging.getLogger(__name__)
+
+LABEL_SUFFIX = ":bgplb"
+ETH_P_ARP = 0x0806
+
+
+def label_for(ifname: str) -> str:
+    # Labels are at most 15 characters (IFNAMSIZ - 1).
+    return ifname[: 15 - len(LABEL_SUFFIX)] + LABEL_SUFFIX
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    added: tuple[IPv4Address, ...] = ()
+    removed: tuple[IPv4Address, ...] = ()
+    unplaceable: dict[IPv4Address, str] = field(default_factory=dict)
+    """Desired IPs no interface of this node can hold, and why."""
+
+
+def gratuitous_arp(ifname: str, mac: bytes, ip: IPv4Address) -> bytes:
+    """An ARP request announcing `ip` at `mac` (sender IP = target IP), broadcast."""
+    addr = ip.packed
+    ethernet = b"\xff" * 6 + mac + struct.pack("!H", ETH_P_ARP)
+    arp = struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1) + mac + addr + b"\x00" * 6 + addr
+    return ethernet + arp
+
+
+class FloatingIPs:
+    """The floating IPs of one node, in the agent's network namespace (or `netns`)."""
+
+    def __init__(self, netns: str | None = None) -> None:
+        self.netns = netns
+        self._ipr: Any = IPRoute(netns=netns) if netns else IPRoute()
+
+    def close(self) -> None:
+        self._ipr.close()
+
+    def _links(self) -> dict[int, tuple[str, bytes]]:
+        out = {}
+        for link in self._ipr.get_links():
+            mac = link.get_attr("IFLA_ADDRESS") or "00:00:00:00:00:00"
+            out[link["index"]] = (link.get_attr("IFLA_IFNAME"), bytes.fromhex(mac.replace(":", "")))
+        return out
+
+    def _addresses(self) -> list[tuple[int, IPv4Interface, str]]:
+        """(interface index, address/prefix, label) of every IPv4 address."""
+        return [
+            (
+                a["index"],
+                IPv4Interface(f"{a.get_attr('IFA_ADDRESS')}/{a['prefixlen']}"),
+                a.get_attr("IFA_LABEL") or "",
+            )
+            for a in self._ipr.get_addr(family=socket.AF_INET)
+        ]
+
+    def ours(self) -> dict[IPv4Address, int]:
+        """Floating IPs this agent plumbed → interface index."""
+        return {
+            iface.ip: index
+            for index, iface, label in self._addresses()
+            if label.endswith(LABEL_SUFFIX) and iface.network.prefixlen == 32
+        }
+
+    def node_addresses(self) -> list[IPv4Interface]:
+        """The node's own addresses with prefix lengths, floating IPs left out."""
+        return [
+            iface
+            for _, iface, label in self._addresses()
+            if not label.endswith(LABEL_SUFFIX) and not iface.ip.is_loopback
+        ]
+
+    def _home(self, ip: IPv4Address) -> tuple[int | None, str]:
+        homes = [
+            index
+            for index, iface, label in self._addresses()
+            if not label.endswith(LABEL_SUFFIX)
+            and ip in iface.network
+            and iface.network.prefixlen < 32
+        ]
+        if not homes:
+            return None, "no interface of this node has an address in its subnet"
+        return homes[0], ""
+
+    def sync(self, desired: Iterable[IPv4Address]) -> SyncResult:
+        """Plumb exactly `desired` (of the addresses we own); announce new ones."""
+        wanted = set(desired)
+        current = self.ours()
+        links = self._links()
+        added, removed, unplaceable = [], [], {}
+        for ip, index in sorted(current.items()):
+            if ip not in wanted:
+                self._ipr.addr("del", index=index, address=str(ip), prefixlen=32)
+                removed.append(ip)
+                log.info("floating IP removed", extra={"ip": str(ip), "interface": links[index][0]})
+        for ip in sorted(wanted - set(current)):
+            index, why = self._home(ip)
+            if index is None:
+                unplaceable[ip] = why
+                continue
+            ifname, mac = links[index]
+            self._ipr.addr(
+                "add", index=index, address=str(ip), prefixlen=32, label=label_for(ifname)
+            )
+            added.append(ip)
+            self.announce(ifname, mac, ip)
+            log.info("floating IP added", extra={"ip": str(ip), "interface": ifname})
+        return SyncResult(tuple(added), tuple(removed), unplaceable)
+
+    def announce(self, ifname: str, mac: bytes, ip: IPv4Address) -> None:
+        with self._in_netns(), socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as sock:
+            sock.bind((ifname, 0))
+            sock.send(gratuitous_arp(ifname, mac, ip))
+
+    @contextlib.contextmanager
+    def _in_netns(self) -> Iterator[None]:
+        # A raw socket belongs to the namespace it was made in; the agent itself
+        # runs in the node's namespace, tests drive a namespace from outside.
+        if self.netns is None:
+            yield
+            return
+        pyroute2_netns.pushns(self.netns)
+        try:
+            yield
+        finally:
+            pyroute2_netns.popns()

@@ -1,0 +1,98 @@
+"""Floating IPs with pyroute2 in real network namespaces."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from ipaddress import IPv4Address
+
+import pytest
+
+from bgplb.agent.floating import FloatingIPs
+from bgplb.lab.daemons import wait_for
+from bgplb.lab.netns import Segment, segment
+
+
+@pytest.fixture
+def seg() -> Iterator[Segment]:
+    with segment(f"ft{os.getpid() % 10000}-") as s:
+        s.add_host("n1", "192.0.2.11/24")
+        s.add_host("n2", "192.0.2.12/24")
+        s.add_host("peer", "192.0.2.1/24")
+        yield s
+
+
+def _addresses(seg: Segment, host: str) -> dict[str, str]:
+    """address/prefix → label."""
+    out = json.loads(seg.hosts[host].exec("ip", "-j", "addr", "show", "eth0"))
+    return {
+        f"{a['local']}/{a['prefixlen']}": a.get("label", "")
+        for a in out[0]["addr_info"]
+        if a["family"] == "inet"
+    }
+
+
+def _mac(seg: Segment, host: str) -> str:
+    return str(json.loads(seg.hosts[host].exec("ip", "-j", "link", "show", "eth0"))[0]["address"])
+
+
+def test_plumbs_a_labelled_slash32_on_the_subnets_interface(seg: Segment) -> None:
+    ips = FloatingIPs(seg.hosts["n1"].netns)
+    try:
+        result = ips.sync([IPv4Address("192.0.2.100"), IPv4Address("203.0.113.1")])
+        assert result.added == (IPv4Address("192.0.2.100"),)
+        assert result.unplaceable == {
+            IPv4Address("203.0.113.1"): "no interface of this node has an address in its subnet"
+        }
+        assert _addresses(seg, "n1")["192.0.2.100/32"] == "eth0:bgplb"
+        assert ips.node_addresses()[0].with_prefixlen == "192.0.2.11/24"
+        assert IPv4Address("192.0.2.100") not in {a.ip for a in ips.node_addresses()}
+    finally:
+        ips.close()
+
+
+def test_never_touches_addresses_it_did_not_add(seg: Segment) -> None:
+    seg.hosts["n1"].exec("ip", "addr", "add", "192.0.2.200/32", "dev", "eth0")
+    ips = FloatingIPs(seg.hosts["n1"].netns)
+    try:
+        ips.sync([IPv4Address("192.0.2.100")])
+        ips.sync([])
+        assert set(_addresses(seg, "n1")) == {"192.0.2.11/24", "192.0.2.200/32"}
+    finally:
+        ips.close()
+
+
+def test_resync_on_start_adopts_its_own_and_converges(seg: Segment) -> None:
+    first = FloatingIPs(seg.hosts["n1"].netns)
+    first.sync([IPv4Address("192.0.2.100"), IPv4Address("192.0.2.101")])
+    first.close()
+    restarted = FloatingIPs(seg.hosts["n1"].netns)
+    try:
+        assert set(restarted.ours()) == {IPv4Address("192.0.2.100"), IPv4Address("192.0.2.101")}
+        result = restarted.sync([IPv4Address("192.0.2.101"), IPv4Address("192.0.2.102")])
+        assert result.removed == (IPv4Address("192.0.2.100"),)
+        assert result.added == (IPv4Address("192.0.2.102"),)
+    finally:
+        restarted.close()
+
+
+def test_gratuitous_arp_moves_the_neighbours_arp_entry(seg: Segment) -> None:
+    ip = IPv4Address("192.0.2.100")
+    on_n1, on_n2 = FloatingIPs(seg.hosts["n1"].netns), FloatingIPs(seg.hosts["n2"].netns)
+    try:
+        on_n1.sync([ip])
+        seg.hosts["peer"].exec("ping", "-c1", "-W1", str(ip))
+
+        def entry() -> str:
+            out = json.loads(seg.hosts["peer"].exec("ip", "-j", "neigh", "show", str(ip)))
+            return str(out[0]["lladdr"]) if out else ""
+
+        assert entry() == _mac(seg, "n1")
+        on_n1.sync([])
+        on_n2.sync([ip])
+        # The peer sent nothing: only n2's gratuitous ARP can have moved its entry.
+        wait_for("the peer's ARP entry to point at n2", lambda: entry() == _mac(seg, "n2"), 5)
+    finally:
+        on_n1.close()
+        on_n2.close()
