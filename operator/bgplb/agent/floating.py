@@ -109,20 +109,22 @@ class FloatingIPs:
         wanted = set(desired)
         current = self.ours()
         links = self._links()
-        added, removed, unplaceable = [], [], {}
+        added: list[IPv4Address] = []
+        removed: list[IPv4Address] = []
+        unplaceable: dict[IPv4Address, str] = {}
         for ip, index in sorted(current.items()):
             if ip not in wanted:
                 self._ipr.addr("del", index=index, address=str(ip), prefixlen=32)
                 removed.append(ip)
                 log.info("floating IP removed", extra={"ip": str(ip), "interface": links[index][0]})
         for ip in sorted(wanted - set(current)):
-            index, why = self._home(ip)
-            if index is None:
+            home, why = self._home(ip)
+            if home is None:
                 unplaceable[ip] = why
                 continue
-            ifname, mac = links[index]
+            ifname, mac = links[home]
             self._ipr.addr(
-                "add", index=index, address=str(ip), prefixlen=32, label=label_for(ifname)
+                "add", index=home, address=str(ip), prefixlen=32, label=label_for(ifname)
             )
             added.append(ip)
             self.announce(ifname, mac, ip)
