@@ -76,7 +76,9 @@ def controller_main() -> int:
 
 
 def agent_main() -> int:
-    return _not_yet("agent")
+    from bgplb.agent.main import main as run_agent
+
+    return run_agent()
 
 
 if __name__ == "__main__":

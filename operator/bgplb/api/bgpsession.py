@@ -49,6 +49,9 @@ class BGPSessionSpec(SessionTransport):
         "", max_length=253, description="The BGPPeer it serves; empty for control-plane sessions."
     )
     type: SessionType = "Service"
+    add_path: bool = Field(
+        True, description="Send every next hop of a prefix (ADD-PATH), from the BGPLoadBalancer."
+    )
 
 
 class BGPSessionStatus(ApiModel):

@@ -69,7 +69,7 @@ def plan(snapshot: Snapshot) -> DesiredState:
             else "no data-plane peer: no peerSelector and no control-plane peers"
         )
     service_sessions = plan_service_sessions(
-        peers, placement.holders, snapshot.session_floating_ips
+        peers, placement.holders, snapshot.session_floating_ips, lb.add_path
     )
     cp_sessions = plan_control_plane_sessions(lb, snapshot.nodes)
     sessions = dict(cp_sessions.sessions)

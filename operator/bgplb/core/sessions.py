@@ -69,6 +69,7 @@ def plan_service_sessions(
     peers: list[tuple[str, BGPPeerSpec]],
     holders: Mapping[IPv4Address, str],
     current: Mapping[str, frozenset[IPv4Address]],
+    add_path: bool,
 ) -> SessionPlan:
     """`sessions` sessions per peer, each from its own floating IP on its own node.
 
@@ -100,6 +101,7 @@ def plan_service_sessions(
                 peer_ip=spec.peer_ip,
                 peer=name,
                 type="Service",
+                add_path=add_path,
                 **{f: getattr(spec, f) for f in _TRANSPORT_FIELDS},
             )
         if len(nodes_used) < spec.sessions:
@@ -146,5 +148,6 @@ def plan_control_plane_sessions(lb: BGPLoadBalancerSpec, nodes: tuple[Node, ...]
                 peer_asn=peer.asn,
                 peer_ip=peer.ip,
                 type="ControlPlane",
+                add_path=False,  # one path: this node, for the control-plane VIP
             )
     return SessionPlan(sessions, shortfalls)

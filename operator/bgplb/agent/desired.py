@@ -1,0 +1,124 @@
+"""What one node's speakers and interfaces should hold: pure, from the API objects.
+
+A node runs two speakers, as the seed keeps control-plane and service sessions
+apart: the service speaker peers from floating IPs and advertises Service VIPs; the
+control-plane speaker peers from the node's own IP and advertises the control-plane
+VIP with this node as next hop (only while the local API server is ready).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from ipaddress import IPv4Address
+
+from bgplb.agent.speaker.model import PathConfig, PeerConfig, SpeakerConfig, path_identifier
+from bgplb.api import BGPAdvertisedRouteSpec, BGPSessionSpec
+
+ADD_PATH_SEND_MAX = 255
+SecretKey = tuple[str, str]
+"""(Secret name, key) of a session password."""
+
+
+@dataclass(frozen=True)
+class NodeDesired:
+    """Everything the agent of one node acts on."""
+
+    service: SpeakerConfig
+    control_plane: SpeakerConfig
+    floating_ips: frozenset[IPv4Address]
+    sessions: Mapping[str, BGPSessionSpec]
+    """This node's sessions by name, for status reports."""
+    missing_passwords: Mapping[str, SecretKey]
+    """Sessions left out because their password Secret could not be read."""
+
+
+def _peer(name: str, spec: BGPSessionSpec, password: str) -> PeerConfig:
+    gr = spec.graceful_restart
+    return PeerConfig(
+        address=spec.peer_ip,
+        peer_asn=spec.peer_asn,
+        local_asn=spec.local_asn,
+        local_address=spec.local_ip,
+        multihop_ttl=spec.ebgp_multihop_ttl,
+        hold_time=spec.hold_time_seconds,
+        keepalive=spec.keepalive_time_seconds,
+        connect_retry=spec.connect_retry_seconds,
+        password=password,
+        graceful_restart=bool(gr and gr.enabled),
+        restart_time=gr.restart_time_seconds if gr else 120,
+        add_path_send_max=ADD_PATH_SEND_MAX if spec.add_path else 0,
+        description=name,
+    )
+
+
+def _speaker(
+    sessions: Mapping[str, BGPSessionSpec],
+    passwords: Mapping[SecretKey, str],
+    router_id: IPv4Address,
+    paths: frozenset[PathConfig],
+    missing: dict[str, SecretKey],
+) -> SpeakerConfig:
+    peers: dict[IPv4Address, PeerConfig] = {}
+    for name, spec in sorted(sessions.items()):
+        password = ""
+        if (ref := spec.password_secret_ref) is not None:
+            key = (ref.name, ref.key)
+            if key not in passwords:
+                missing[name] = key
+                continue
+            password = passwords[key]
+        # One neighbour per peer address per speaker; the planner never asks for two.
+        peers.setdefault(spec.peer_ip, _peer(name, spec, password))
+    # The speaker's own ASN: the one its sessions use (per-peer local ASNs still apply).
+    asns = Counter(s.local_asn for s in sessions.values())
+    asn = asns.most_common(1)[0][0] if asns else 0
+    return SpeakerConfig(asn, router_id, peers, paths if peers else frozenset())
+
+
+def service_paths(
+    routes: Iterable[BGPAdvertisedRouteSpec], add_path: bool
+) -> frozenset[PathConfig]:
+    """One path per next hop with ADD-PATH (distinct identifiers), else one per prefix."""
+    paths = set()
+    for route in routes:
+        if route.service is None or not route.next_hops:
+            continue
+        hops = sorted(route.next_hops) if add_path else sorted(route.next_hops)[:1]
+        for hop in hops:
+            paths.add(PathConfig(route.prefix, hop, path_identifier(hop) if add_path else 0))
+    return frozenset(paths)
+
+
+def node_desired(
+    node: str,
+    node_ip: IPv4Address,
+    *,
+    sessions: Mapping[str, BGPSessionSpec],
+    routes: Iterable[BGPAdvertisedRouteSpec],
+    floating_ips: Iterable[IPv4Address],
+    passwords: Mapping[SecretKey, str],
+    control_plane_vip_ready: bool,
+) -> NodeDesired:
+    """Split this node's sessions between its two speakers and attach their paths."""
+    mine = {k: v for k, v in sessions.items() if v.node_name == node}
+    service = {k: v for k, v in mine.items() if v.type == "Service"}
+    control = {k: v for k, v in mine.items() if v.type == "ControlPlane"}
+    route_list = list(routes)
+    add_path = any(s.add_path for s in service.values())
+    missing: dict[str, SecretKey] = {}
+    cp_paths: frozenset[PathConfig] = frozenset()
+    if control_plane_vip_ready:
+        cp_paths = frozenset(
+            PathConfig(r.prefix, node_ip)
+            for r in route_list
+            if r.service is None and node_ip in r.next_hops
+        )
+    return NodeDesired(
+        service=_speaker(service, passwords, node_ip, service_paths(route_list, add_path), missing),
+        control_plane=_speaker(control, passwords, node_ip, cp_paths, missing),
+        floating_ips=frozenset(floating_ips),
+        sessions=mine,
+        missing_passwords=missing,
+    )

@@ -1,0 +1,76 @@
+"""The node's Lease: renewed every second; the controller's liveness signal.
+
+Self-fencing: the controller moves a node's floating IPs once its Lease expires. So
+an agent that has not renewed for `duration - margin` drops its floating IPs first —
+an address is then never live on two nodes, even across a partition from the API.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+LEASE_PREFIX = "bgplb-node-"
+DEFAULT_DURATION = 3.0
+
+
+def lease_name(node: str) -> str:
+    return LEASE_PREFIX + node
+
+
+@dataclass
+class FenceClock:
+    """When the last renewal is too old to keep holding floating IPs."""
+
+    duration: float = DEFAULT_DURATION
+    margin: float = 1.0
+    last_renewed: float | None = None
+
+    def renewed(self, at: float) -> None:
+        self.last_renewed = at
+
+    def must_fence(self, now: float) -> bool:
+        # Until a first renewal the agent cannot know its IPs were not moved meanwhile.
+        if self.last_renewed is None:
+            return True
+        return now - self.last_renewed >= self.duration - self.margin
+
+
+def _micro_time(t: dt.datetime) -> str:
+    return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass
+class LeaseKeeper:
+    """Creates, then renews, `bgplb-node-<node>` in the operator's namespace."""
+
+    api: Any
+    """kubernetes.client.CoordinationV1Api"""
+    namespace: str
+    node: str
+    duration: float = DEFAULT_DURATION
+    timeout: float = 0.8
+
+    def renew(self, now: dt.datetime) -> None:
+        from kubernetes.client.exceptions import ApiException
+
+        body = {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {"name": lease_name(self.node), "namespace": self.namespace},
+            "spec": {
+                "holderIdentity": self.node,
+                "leaseDurationSeconds": max(1, round(self.duration)),
+                "renewTime": _micro_time(now),
+            },
+        }
+        try:
+            self.api.patch_namespaced_lease(
+                lease_name(self.node), self.namespace, body, _request_timeout=self.timeout
+            )
+        except ApiException as e:
+            if e.status != 404:
+                raise
+            body["spec"]["acquireTime"] = _micro_time(now)  # type: ignore[index]
+            self.api.create_namespaced_lease(self.namespace, body, _request_timeout=self.timeout)

@@ -1,0 +1,303 @@
+"""`bgplb-agent`: one per node. Reads what its node should hold, drives the local
+gobgpd(s), plumbs floating IPs, reports session status, keeps the node's Lease.
+
+Desired state comes from a file (`--desired-file`: BGPSession, BGPAdvertisedRoute,
+NetworkGatewayGroup and Secret manifests) or from the API. Status goes to the API or
+to `--status-file`. Fail static: when the source cannot be read the agent keeps what
+it has; restarting the agent changes nothing in gobgpd.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from bgplb.agent.desired import NodeDesired, node_desired
+from bgplb.agent.floating import FloatingIPs
+from bgplb.agent.lease import FenceClock, LeaseKeeper
+from bgplb.agent.source import FileSource, Inputs, KubeSource, Source
+from bgplb.agent.speaker.gobgp import GoBGPSpeaker
+from bgplb.agent.speaker.model import PeerStatus
+from bgplb.agent.status import (
+    FileStatusWriter,
+    KubeStatusWriter,
+    Reporter,
+    StatusWriter,
+    session_status,
+)
+from bgplb.logs import setup_logging
+
+log = logging.getLogger("bgplb.agent")
+
+
+@dataclass
+class Agent:
+    node: str
+    node_ip: IPv4Address
+    source: Source
+    service: GoBGPSpeaker
+    control_plane: GoBGPSpeaker | None
+    floating: FloatingIPs
+    writer: StatusWriter
+    lease: LeaseKeeper | None = None
+    clock: FenceClock | None = None
+    resync_seconds: float = 5.0
+    reporter: Reporter = field(default_factory=Reporter)
+    desired: NodeDesired | None = None
+    peers: dict[IPv4Address, PeerStatus] = field(default_factory=dict)
+    fenced: bool = False
+    recovered_at: float = 0.0
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+    # --- reconcile -------------------------------------------------------------
+
+    async def reconcile(self) -> None:
+        try:
+            inputs: Inputs = await asyncio.to_thread(self.source.read)
+        except Exception as e:  # fail static: keep what is applied
+            log.warning(
+                "cannot read desired state; keeping what is applied", extra={"error": str(e)}
+            )
+            return
+        desired = node_desired(
+            self.node,
+            self.node_ip,
+            sessions=inputs.sessions,
+            routes=inputs.routes,
+            floating_ips=(ip for ip, holder in inputs.floating_ips.items() if holder == self.node),
+            passwords=inputs.passwords,
+            control_plane_vip_ready=False,
+        )
+        self.desired = desired
+        ips = desired.floating_ips if self._may_plumb() else frozenset()
+        result = await asyncio.to_thread(self.floating.sync, ips)
+        for ip, why in result.unplaceable.items():
+            log.warning("cannot place floating IP", extra={"ip": str(ip), "reason": why})
+        changes = await self.service.apply(desired.service)
+        if self.control_plane is not None:
+            changes += await self.control_plane.apply(desired.control_plane)
+        if changes:
+            log.info("speaker updated", extra={"changes": changes})
+        await self.report()
+
+    def _may_plumb(self) -> bool:
+        if self.clock is None:
+            return True
+        now = time.monotonic()
+        if self.clock.must_fence(now):
+            return False
+        # After a fence, wait one lease period: by then the controller has either
+        # moved the IPs (and the source says so) or kept them here.
+        return not self.recovered_at or now - self.recovered_at >= self.clock.duration
+
+    # --- status ----------------------------------------------------------------
+
+    async def report(self, only_peer: IPv4Address | None = None) -> None:
+        if self.desired is None:
+            return
+        try:
+            self.peers = await self.service.peer_status()
+            if self.control_plane is not None:
+                self.peers.update(await self.control_plane.peer_status())
+        except grpc.aio.AioRpcError as e:
+            log.warning("cannot read peer state", extra={"error": e.details()})
+        now = dt.datetime.now(dt.UTC)
+        routes = sorted(str(p.prefix) for p in self.desired.service.paths)
+        cp_routes = sorted(str(p.prefix) for p in self.desired.control_plane.paths)
+        for name, spec in self.desired.sessions.items():
+            if only_peer is not None and spec.peer_ip != only_peer:
+                continue
+            error = ""
+            if name in self.desired.missing_passwords:
+                secret, key = self.desired.missing_passwords[name]
+                error = f"password Secret {secret} (key {key}) cannot be read"
+            status = session_status(
+                spec,
+                self.peers.get(spec.peer_ip),
+                routes if spec.type == "Service" else cp_routes,
+                now,
+                error=error,
+            )
+            if not self.reporter.due(name, status):
+                continue
+            try:
+                await asyncio.to_thread(self.writer.write, name, status)
+                self.reporter.mark(name, status)
+            except Exception as e:
+                log.warning("cannot write session status", extra={"session": name, "error": str(e)})
+        self.reporter.forget_except(self.desired.sessions)
+
+    # --- loops -----------------------------------------------------------------
+
+    async def reconcile_loop(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), self.resync_seconds)
+            self.wake.clear()
+            try:
+                await self.reconcile()
+            except grpc.aio.AioRpcError as e:
+                log.warning("speaker unreachable", extra={"error": e.details()})
+
+    async def watch_loop(self, speaker: GoBGPSpeaker) -> None:
+        while True:
+            try:
+                async for peer in speaker.watch():
+                    log.info(
+                        "session state", extra={"peer": str(peer.address), "state": peer.state}
+                    )
+                    await self.report(only_peer=peer.address)
+            except grpc.aio.AioRpcError as e:
+                log.warning(
+                    "gobgpd watch broken", extra={"target": speaker.target, "error": e.details()}
+                )
+            # The daemon may have restarted empty: replay everything.
+            self.wake.set()
+            await asyncio.sleep(0.5)
+
+    async def source_loop(self) -> None:
+        async for _ in self.source.changes():
+            self.wake.set()
+
+    async def lease_loop(self) -> None:
+        assert self.lease is not None
+        assert self.clock is not None
+        while True:
+            started = time.monotonic()
+            try:
+                await asyncio.to_thread(self.lease.renew, dt.datetime.now(dt.UTC))
+                self.clock.renewed(time.monotonic())
+                if self.fenced:
+                    self.fenced = False
+                    self.recovered_at = time.monotonic()
+                    log.info("lease renewed again; floating IPs return after one lease period")
+                    asyncio.get_running_loop().call_later(self.clock.duration, self.wake.set)
+            except Exception as e:
+                log.warning("cannot renew lease", extra={"error": str(e)})
+            if not self.fenced and self.clock.must_fence(time.monotonic()):
+                self.fenced = True
+                await asyncio.to_thread(self.floating.sync, frozenset())
+                log.warning("lease not renewed in time: floating IPs dropped (self-fencing)")
+            await asyncio.sleep(max(0.0, 1.0 - (time.monotonic() - started)))
+
+    async def refresh_loop(self) -> None:
+        while True:
+            await asyncio.sleep(max(1.0, self.reporter.refresh_seconds / 4))
+            await self.report()
+
+    async def run(self) -> None:
+        loops: list[Callable[[], Coroutine[Any, Any, None]]] = [
+            self.reconcile_loop,
+            self.source_loop,
+            self.refresh_loop,
+            lambda: self.watch_loop(self.service),
+        ]
+        if self.control_plane is not None:
+            cp = self.control_plane
+            loops.append(lambda: self.watch_loop(cp))
+        if self.lease is not None:
+            loops.append(self.lease_loop)
+        self.wake.set()
+        async with asyncio.TaskGroup() as group:
+            for loop in loops:
+                group.create_task(loop())
+
+
+def _kube_clients(kubeconfig: str | None) -> tuple[Any, Any, Any]:
+    from kubernetes import client, config
+
+    if kubeconfig:
+        config.load_kube_config(kubeconfig)  # type: ignore[no-untyped-call]
+    else:
+        config.load_incluster_config()  # type: ignore[no-untyped-call]
+    return client.CustomObjectsApi(), client.CoordinationV1Api(), client.CoreV1Api()
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="bgplb-agent", description=__doc__)
+    p.add_argument(
+        "--node", default=os.environ.get("NODE_NAME"), required="NODE_NAME" not in os.environ
+    )
+    p.add_argument("--node-ip", type=IPv4Address, default=os.environ.get("NODE_IP"))
+    p.add_argument("--namespace", default=os.environ.get("BGPLB_NAMESPACE", "kube-system"))
+    p.add_argument("--speaker", default="127.0.0.1:50051", help="service gobgpd gRPC target")
+    p.add_argument("--control-plane-speaker", default=None, help="control-plane gobgpd target")
+    p.add_argument("--desired-file", type=Path, help="read desired state from this file")
+    p.add_argument("--status-file", type=Path, help="write session status here, not to the API")
+    p.add_argument("--kubeconfig", default=os.environ.get("KUBECONFIG"))
+    p.add_argument("--lease-duration", type=float, default=3.0)
+    p.add_argument("--status-refresh", type=float, default=60.0)
+    args = p.parse_args(argv)
+    if args.node_ip is None:
+        p.error("--node-ip (or NODE_IP) is required")
+    return args
+
+
+def build(args: argparse.Namespace) -> Agent:
+    floating = FloatingIPs()
+    api = coordination = core = None
+    if args.kubeconfig or not (args.desired_file and args.status_file):
+        api, coordination, core = _kube_clients(args.kubeconfig)
+    source: Source = (
+        FileSource(args.desired_file)
+        if args.desired_file
+        else KubeSource(api, core, args.namespace)
+    )
+    writer: StatusWriter = (
+        FileStatusWriter(args.status_file)
+        if args.status_file
+        else KubeStatusWriter(api, args.namespace)
+    )
+    lease = clock = None
+    if coordination is not None:
+        lease = LeaseKeeper(coordination, args.namespace, args.node, args.lease_duration)
+        clock = FenceClock(duration=args.lease_duration)
+    return Agent(
+        node=args.node,
+        node_ip=args.node_ip,
+        source=source,
+        service=GoBGPSpeaker(args.speaker),
+        control_plane=GoBGPSpeaker(args.control_plane_speaker)
+        if args.control_plane_speaker
+        else None,
+        floating=floating,
+        writer=writer,
+        lease=lease,
+        clock=clock,
+        reporter=Reporter(refresh_seconds=args.status_refresh),
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    setup_logging()
+    args = parse_args(argv)
+    agent = build(args)
+
+    async def run() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+        # SIGTERM ends the agent but leaves gobgpd and the floating IPs as they are:
+        # a restart must not flap sessions (fail static).
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, task.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await agent.run()
+
+    log.info("agent starting", extra={"node": args.node, "node_ip": str(args.node_ip)})
+    asyncio.run(run())
+    agent.floating.close()
+    return 0

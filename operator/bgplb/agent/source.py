@@ -1,0 +1,131 @@
+"""Where an agent reads what its node should hold: a file, or the API."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address
+from pathlib import Path
+from typing import Any, Protocol
+
+import yaml
+
+from bgplb.agent.desired import SecretKey
+from bgplb.api import (
+    GROUP,
+    VERSION,
+    BGPAdvertisedRoute,
+    BGPAdvertisedRouteSpec,
+    BGPSession,
+    BGPSessionSpec,
+    NetworkGatewayGroup,
+)
+
+
+@dataclass(frozen=True)
+class Inputs:
+    sessions: Mapping[str, BGPSessionSpec] = field(default_factory=dict)
+    routes: tuple[BGPAdvertisedRouteSpec, ...] = ()
+    floating_ips: Mapping[IPv4Address, str] = field(default_factory=dict)
+    """Floating IP → node holding it (NetworkGatewayGroup status)."""
+    passwords: Mapping[SecretKey, str] = field(default_factory=dict)
+
+
+class Source(Protocol):
+    def read(self) -> Inputs: ...
+
+    def changes(self) -> AsyncIterator[None]: ...
+
+
+def _secret_values(obj: Mapping[str, Any]) -> dict[str, str]:
+    values = {k: base64.b64decode(v).decode() for k, v in (obj.get("data") or {}).items()}
+    values.update(obj.get("stringData") or {})
+    return values
+
+
+def inputs_from(objects: list[Mapping[str, Any]]) -> Inputs:
+    """Typed inputs from raw manifests; other kinds are ignored."""
+    sessions: dict[str, BGPSessionSpec] = {}
+    routes: list[BGPAdvertisedRouteSpec] = []
+    floating: dict[IPv4Address, str] = {}
+    passwords: dict[SecretKey, str] = {}
+    for obj in objects:
+        kind = obj.get("kind")
+        if kind == "BGPSession":
+            session = BGPSession.model_validate(obj)
+            sessions[session.metadata.name] = session.spec
+        elif kind == "BGPAdvertisedRoute":
+            routes.append(BGPAdvertisedRoute.model_validate(obj).spec)
+        elif kind == "NetworkGatewayGroup":
+            ngg = NetworkGatewayGroup.model_validate(obj)
+            floating = {IPv4Address(ip): node for ip, node in ngg.status.floating_ips.items()}
+        elif kind == "Secret":
+            name = obj["metadata"]["name"]
+            passwords.update({(name, k): v for k, v in _secret_values(obj).items()})
+    return Inputs(sessions, tuple(routes), floating, passwords)
+
+
+@dataclass
+class FileSource:
+    """Multi-document YAML; re-read when its modification time changes."""
+
+    path: Path
+    poll_seconds: float = 0.5
+
+    def read(self) -> Inputs:
+        docs = [d for d in yaml.safe_load_all(self.path.read_text()) if d]
+        return inputs_from(docs)
+
+    async def changes(self) -> AsyncIterator[None]:
+        seen = None
+        while True:
+            try:
+                stamp = self.path.stat().st_mtime_ns
+            except FileNotFoundError:
+                stamp = None
+            if stamp != seen:
+                seen = stamp
+                yield None
+            await asyncio.sleep(self.poll_seconds)
+
+
+@dataclass
+class KubeSource:
+    """The node's view from the API: sessions, routes, the gateway group, passwords."""
+
+    api: Any
+    """kubernetes.client.CustomObjectsApi"""
+    core: Any
+    """kubernetes.client.CoreV1Api"""
+    namespace: str
+    poll_seconds: float = 1.0
+
+    def _list(self, plural: str) -> list[dict[str, Any]]:
+        reply = self.api.list_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, plural, _request_timeout=5
+        )
+        items: list[dict[str, Any]] = reply["items"]
+        return items
+
+    def read(self) -> Inputs:
+        objects: list[Mapping[str, Any]] = [
+            *self._list("bgpsessions"),
+            *self._list("bgpadvertisedroutes"),
+            *self._list("networkgatewaygroups"),
+        ]
+        refs = {
+            s["spec"]["passwordSecretRef"]["name"]
+            for s in objects
+            if s.get("kind") == "BGPSession" and s["spec"].get("passwordSecretRef")
+        }
+        for name in sorted(refs):
+            secret = self.core.read_namespaced_secret(name, self.namespace, _request_timeout=5)
+            objects.append({"kind": "Secret", "metadata": {"name": name}, "data": secret.data})
+        return inputs_from(objects)
+
+    async def changes(self) -> AsyncIterator[None]:
+        while True:
+            await asyncio.sleep(self.poll_seconds)
+            yield None
