@@ -58,7 +58,7 @@ def test_valid_objects_have_no_errors() -> None:
         ),
         (peer(sessions=0), "spec.sessions: Input should be greater than or equal to 1"),
         (
-            peer(keepaliveTimeSeconds=40),
+            peer(keepaliveTimeSeconds=40, holdTimeSeconds=90),
             "spec.keepaliveTimeSeconds: 40s is more than a third of holdTimeSeconds (90s)",
         ),
         (peer(colour="blue"), "spec.colour: unknown field"),

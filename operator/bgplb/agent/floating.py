@@ -9,11 +9,13 @@ once instead of when old ARP entries expire.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import socket
 import struct
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface
 from typing import Any
@@ -148,3 +150,27 @@ class FloatingIPs:
             yield
         finally:
             pyroute2_netns.popns()
+
+
+class NetlinkThread:
+    """FloatingIPs on a thread of its own.
+
+    pyroute2's synchronous API drives an asyncio loop of its own, which cannot run
+    inside the agent's loop; one dedicated thread also keeps netlink calls in order.
+    """
+
+    def __init__(self, netns: str | None = None) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="netlink")
+        self._ips = self._pool.submit(FloatingIPs, netns).result()
+
+    async def sync(self, desired: Iterable[IPv4Address]) -> SyncResult:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, self._ips.sync, frozenset(desired))
+
+    async def ours(self) -> frozenset[IPv4Address]:
+        loop = asyncio.get_running_loop()
+        return frozenset(await loop.run_in_executor(self._pool, self._ips.ours))
+
+    def close(self) -> None:
+        self._pool.submit(self._ips.close).result()
+        self._pool.shutdown()

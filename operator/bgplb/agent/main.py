@@ -26,7 +26,7 @@ from typing import Any
 import grpc
 
 from bgplb.agent.desired import NodeDesired, node_desired
-from bgplb.agent.floating import FloatingIPs
+from bgplb.agent.floating import NetlinkThread
 from bgplb.agent.lease import FenceClock, LeaseKeeper
 from bgplb.agent.source import FileSource, Inputs, KubeSource, Source
 from bgplb.agent.speaker.gobgp import GoBGPSpeaker
@@ -50,7 +50,7 @@ class Agent:
     source: Source
     service: GoBGPSpeaker
     control_plane: GoBGPSpeaker | None
-    floating: FloatingIPs
+    floating: NetlinkThread
     writer: StatusWriter
     lease: LeaseKeeper | None = None
     clock: FenceClock | None = None
@@ -59,6 +59,8 @@ class Agent:
     desired: NodeDesired | None = None
     peers: dict[IPv4Address, PeerStatus] = field(default_factory=dict)
     fenced: bool = False
+    plumbed: frozenset[IPv4Address] | None = None
+    """Floating IPs on this node now; read from the interfaces at start."""
     recovered_at: float = 0.0
     wake: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -83,7 +85,12 @@ class Agent:
         )
         self.desired = desired
         ips = desired.floating_ips if self._may_plumb() else frozenset()
-        result = await asyncio.to_thread(self.floating.sync, ips)
+        # New floating IPs first, so new sessions can bind at once; old ones last, so
+        # sessions leaving this node still send their Cease from the old address and
+        # the ToR does not hold a stale session until its hold timer expires.
+        if self.plumbed is None:
+            self.plumbed = await self.floating.ours()
+        result = await self.floating.sync(ips | self.plumbed)
         for ip, why in result.unplaceable.items():
             log.warning("cannot place floating IP", extra={"ip": str(ip), "reason": why})
         changes = await self.service.apply(desired.service)
@@ -91,6 +98,8 @@ class Agent:
             changes += await self.control_plane.apply(desired.control_plane)
         if changes:
             log.info("speaker updated", extra={"changes": changes})
+        await self.floating.sync(ips)
+        self.plumbed = ips
         await self.report()
 
     def _may_plumb(self) -> bool:
@@ -115,8 +124,8 @@ class Agent:
         except grpc.aio.AioRpcError as e:
             log.warning("cannot read peer state", extra={"error": e.details()})
         now = dt.datetime.now(dt.UTC)
-        routes = sorted(str(p.prefix) for p in self.desired.service.paths)
-        cp_routes = sorted(str(p.prefix) for p in self.desired.control_plane.paths)
+        routes = sorted({str(p.prefix) for p in self.desired.service.paths})
+        cp_routes = sorted({str(p.prefix) for p in self.desired.control_plane.paths})
         for name, spec in self.desired.sessions.items():
             if only_peer is not None and spec.peer_ip != only_peer:
                 continue
@@ -189,7 +198,8 @@ class Agent:
                 log.warning("cannot renew lease", extra={"error": str(e)})
             if not self.fenced and self.clock.must_fence(time.monotonic()):
                 self.fenced = True
-                await asyncio.to_thread(self.floating.sync, frozenset())
+                await self.floating.sync(frozenset())
+                self.plumbed = frozenset()
                 log.warning("lease not renewed in time: floating IPs dropped (self-fencing)")
             await asyncio.sleep(max(0.0, 1.0 - (time.monotonic() - started)))
 
@@ -247,7 +257,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def build(args: argparse.Namespace) -> Agent:
-    floating = FloatingIPs()
+    floating = NetlinkThread()
     api = coordination = core = None
     if args.kubeconfig or not (args.desired_file and args.status_file):
         api, coordination, core = _kube_clients(args.kubeconfig)
@@ -284,9 +294,10 @@ def build(args: argparse.Namespace) -> Agent:
 def main(argv: list[str] | None = None) -> int:
     setup_logging()
     args = parse_args(argv)
-    agent = build(args)
 
     async def run() -> None:
+        # gRPC aio channels belong to the loop they are made in: build inside it.
+        agent = build(args)
         task = asyncio.current_task()
         assert task is not None
         loop = asyncio.get_running_loop()
@@ -294,10 +305,12 @@ def main(argv: list[str] | None = None) -> int:
         # a restart must not flap sessions (fail static).
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, task.cancel)
-        with contextlib.suppress(asyncio.CancelledError):
-            await agent.run()
+        try:
+            with contextlib.suppress(asyncio.CancelledError):
+                await agent.run()
+        finally:
+            agent.floating.close()
 
     log.info("agent starting", extra={"node": args.node, "node_ip": str(args.node_ip)})
     asyncio.run(run())
-    agent.floating.close()
     return 0

@@ -202,6 +202,13 @@ class GoBGPSpeaker:
             self._held = await self.adopt()
         held = self._held
         changes = 0
+        if desired.asn == 0:
+            # Nothing to speak: drop peers and paths, but keep a running daemon as it
+            # is (stopping it would only make the next start slower).
+            desired = SpeakerConfig(held.asn, held.router_id)
+        if held.asn == 0 and desired.asn == 0:
+            self._held = desired
+            return 0
         if held.asn == 0:
             request = api.StartBgpRequest(
                 **{

@@ -1,0 +1,5 @@
+import sys
+
+from bgplb.agent.main import main
+
+sys.exit(main())
