@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ from bgplb.agent.speaker.model import PeerStatus
 from bgplb.api.bgpsession import BGPSessionSpec, BGPSessionStatus
 
 REFRESH_SECONDS = 60.0
+log = logging.getLogger(__name__)
 
 
 def session_status(
@@ -54,7 +56,12 @@ class Reporter:
 
     def due(self, name: str, status: BGPSessionStatus) -> bool:
         last = self.written.get(name)
-        if last is None or _content(last) != _content(status):
+        if last is None:
+            return True
+        before, after = _content(last), _content(status)
+        if before != after:
+            changed = sorted(k for k in after if before.get(k) != after[k])
+            log.debug("status changed", extra={"session": name, "fields": changed})
             return True
         assert status.last_report_time is not None
         assert last.last_report_time is not None

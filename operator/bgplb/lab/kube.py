@@ -130,8 +130,11 @@ class KubeAPI:
     workdir: Path
     host: str = "127.0.0.1"
     port: int = field(default_factory=free_port)
+    netns: str | None = None
+    """Run inside this network namespace (the lab's control-plane host)."""
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
     ca: CA = field(default_factory=CA.create)
+    _apiserver_args: list[str] = field(default_factory=list)
 
     @property
     def url(self) -> str:
@@ -146,6 +149,9 @@ class KubeAPI:
         path.write_bytes(data)
         path.chmod(0o600)
         return path
+
+    def _in_netns(self, cmd: list[str]) -> list[str]:
+        return ["ip", "netns", "exec", self.netns, *cmd] if self.netns else cmd
 
     def start(self, timeout: float = 90) -> KubeAPI:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -168,54 +174,61 @@ class KubeAPI:
         paths = {name: self._write(name, data) for name, data in files.items()}
         etcd_client, etcd_peer = free_port(), free_port()
         etcd = subprocess.Popen(
-            [
-                "etcd",
-                "--data-dir",
-                str(self.workdir / "etcd"),
-                "--listen-client-urls",
-                f"http://127.0.0.1:{etcd_client}",
-                "--advertise-client-urls",
-                f"http://127.0.0.1:{etcd_client}",
-                "--listen-peer-urls",
-                f"http://127.0.0.1:{etcd_peer}",
-                "--initial-advertise-peer-urls",
-                f"http://127.0.0.1:{etcd_peer}",
-                "--initial-cluster",
-                f"default=http://127.0.0.1:{etcd_peer}",
-                "--log-level",
-                "warn",
-            ],
+            self._in_netns(
+                [
+                    "etcd",
+                    "--data-dir",
+                    str(self.workdir / "etcd"),
+                    "--listen-client-urls",
+                    f"http://127.0.0.1:{etcd_client}",
+                    "--advertise-client-urls",
+                    f"http://127.0.0.1:{etcd_client}",
+                    "--listen-peer-urls",
+                    f"http://127.0.0.1:{etcd_peer}",
+                    "--initial-advertise-peer-urls",
+                    f"http://127.0.0.1:{etcd_peer}",
+                    "--initial-cluster",
+                    f"default=http://127.0.0.1:{etcd_peer}",
+                    "--log-level",
+                    "warn",
+                ]
+            ),
             stdout=(self.workdir / "etcd.log").open("ab"),
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         self.procs.append(etcd)
+        self._apiserver_args = [
+            str(kube_apiserver_binary()),
+            f"--etcd-servers=http://127.0.0.1:{etcd_client}",
+            f"--bind-address={self.host}",
+            f"--advertise-address={self.host}",
+            f"--secure-port={self.port}",
+            f"--tls-cert-file={paths['server.crt']}",
+            f"--tls-private-key-file={paths['server.key']}",
+            f"--client-ca-file={ca}",
+            f"--service-account-key-file={paths['sa.key']}",
+            f"--service-account-signing-key-file={paths['sa.key']}",
+            "--service-account-issuer=https://kubernetes.default.svc",
+            "--authorization-mode=RBAC",
+            "--service-cluster-ip-range=198.51.100.0/24",
+            "--allow-privileged=true",
+            "--enable-priority-and-fairness=false",
+            "--profiling=false",
+            "--v=1",
+        ]
+        self._write_kubeconfig(ca, paths["admin.crt"], paths["admin.key"])
+        return self.start_apiserver(timeout)
+
+    def start_apiserver(self, timeout: float = 90) -> KubeAPI:
+        """(Re)start kube-apiserver on the existing etcd and certificates."""
         apiserver = subprocess.Popen(
-            [
-                str(kube_apiserver_binary()),
-                f"--etcd-servers=http://127.0.0.1:{etcd_client}",
-                f"--bind-address={self.host}",
-                f"--advertise-address={self.host}",
-                f"--secure-port={self.port}",
-                f"--tls-cert-file={paths['server.crt']}",
-                f"--tls-private-key-file={paths['server.key']}",
-                f"--client-ca-file={ca}",
-                f"--service-account-key-file={paths['sa.key']}",
-                f"--service-account-signing-key-file={paths['sa.key']}",
-                "--service-account-issuer=https://kubernetes.default.svc",
-                "--authorization-mode=RBAC",
-                "--service-cluster-ip-range=198.51.100.0/24",
-                "--allow-privileged=true",
-                "--enable-priority-and-fairness=false",
-                "--profiling=false",
-                "--v=1",
-            ],
+            self._in_netns(self._apiserver_args),
             stdout=(self.workdir / "kube-apiserver.log").open("ab"),
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         self.procs.append(apiserver)
-        self._write_kubeconfig(ca, paths["admin.crt"], paths["admin.key"])
         wait_for("kube-apiserver /readyz", self.ready, timeout=timeout, every=0.5)
         return self
 
@@ -235,6 +248,8 @@ class KubeAPI:
         if any(p.poll() is not None for p in self.procs):
             logs = (self.workdir / "kube-apiserver.log").read_text()[-2000:]
             raise RuntimeError(f"etcd or kube-apiserver exited:\n{logs}")
+        if self.netns:
+            return self.kubectl("get", "--raw=/readyz", check=False).strip() == "ok"
         context = ssl.create_default_context(cafile=str(self.workdir / "ca.crt"))
         context.load_cert_chain(self.workdir / "admin.crt", self.workdir / "admin.key")
         try:
@@ -245,7 +260,9 @@ class KubeAPI:
 
     def kubectl(self, *args: str, check: bool = True, stdin: str | None = None) -> str:
         done = subprocess.run(
-            ["kubectl", f"--kubeconfig={self.kubeconfig}", *args],
+            self._in_netns(
+                ["kubectl", f"--kubeconfig={self.kubeconfig}", "--request-timeout=5s", *args]
+            ),
             input=stdin,
             capture_output=True,
             text=True,
@@ -258,7 +275,7 @@ class KubeAPI:
 
     def stop_apiserver(self) -> None:
         """Stop only kube-apiserver (etcd keeps the data) — to test API outages."""
-        proc = self.procs[-1]
+        proc = self.procs.pop()
         proc.terminate()
         proc.wait(10)
 
