@@ -1,0 +1,176 @@
+"""The agent's pure parts: desired speaker state, status reporting, fencing."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from ipaddress import IPv4Address, IPv4Network
+
+from bgplb.agent.desired import ADD_PATH_SEND_MAX, node_desired
+from bgplb.agent.lease import FenceClock
+from bgplb.agent.speaker.fake import FakeSpeaker
+from bgplb.agent.speaker.model import PathConfig, PeerStatus, SpeakerConfig, path_identifier
+from bgplb.agent.status import Reporter, session_status
+from bgplb.api import BGPAdvertisedRouteSpec, BGPSessionSpec, SecretKeyRef, ServiceRef
+
+A = IPv4Address
+NODE_IP = A("192.0.2.11")
+
+
+def session(**kw: object) -> BGPSessionSpec:
+    base: dict[str, object] = dict(
+        floating_ip=A("192.0.2.100"),
+        local_ip=A("192.0.2.100"),
+        local_asn=65001,
+        node_name="n1",
+        peer_asn=65000,
+        peer_ip=A("192.0.2.1"),
+        peer="tor",
+    )
+    base.update(kw)
+    return BGPSessionSpec.model_validate(base)
+
+
+ROUTE = BGPAdvertisedRouteSpec(
+    prefix=IPv4Network("203.0.113.10/32"),
+    next_hops=[A("192.0.2.12"), A("192.0.2.11")],
+    service=ServiceRef(namespace="default", name="web"),
+)
+CP_ROUTE = BGPAdvertisedRouteSpec(prefix=IPv4Network("203.0.113.1/32"), next_hops=[NODE_IP])
+
+
+def test_service_sessions_with_add_path_get_a_path_per_next_hop() -> None:
+    d = node_desired(
+        "n1",
+        NODE_IP,
+        sessions={"tor-n1": session()},
+        routes=[ROUTE],
+        floating_ips=[],
+        passwords={},
+        control_plane_vip_ready=False,
+    )
+    peer = d.service.peers[A("192.0.2.1")]
+    assert peer.local_address == A("192.0.2.100")
+    assert peer.add_path_send_max == ADD_PATH_SEND_MAX
+    assert peer.description == "tor-n1"
+    assert d.service.paths == {
+        PathConfig(ROUTE.prefix, hop, path_identifier(hop)) for hop in ROUTE.next_hops
+    }
+    assert (d.service.asn, d.service.router_id) == (65001, NODE_IP)
+
+
+def test_without_add_path_one_path_per_prefix() -> None:
+    d = node_desired(
+        "n1",
+        NODE_IP,
+        sessions={"tor-n1": session(add_path=False)},
+        routes=[ROUTE],
+        floating_ips=[],
+        passwords={},
+        control_plane_vip_ready=False,
+    )
+    assert d.service.paths == {PathConfig(ROUTE.prefix, A("192.0.2.11"), 0)}
+    assert d.service.peers[A("192.0.2.1")].add_path_send_max == 0
+
+
+def test_other_nodes_sessions_are_ignored_and_no_sessions_means_no_paths() -> None:
+    d = node_desired(
+        "n1",
+        NODE_IP,
+        sessions={"tor-n2": session(node_name="n2")},
+        routes=[ROUTE],
+        floating_ips=[],
+        passwords={},
+        control_plane_vip_ready=False,
+    )
+    assert d.service == SpeakerConfig(0, NODE_IP)
+    assert d.sessions == {}
+
+
+def test_control_plane_sessions_go_to_their_own_speaker() -> None:
+    cp = session(type="ControlPlane", floating_ip=None, local_ip=NODE_IP, add_path=False)
+    kw = dict(
+        sessions={"192.0.2.1-n1": cp}, routes=[ROUTE, CP_ROUTE], floating_ips=[], passwords={}
+    )
+    d = node_desired("n1", NODE_IP, control_plane_vip_ready=False, **kw)  # type: ignore[arg-type]
+    assert d.service.peers == {}
+    assert A("192.0.2.1") in d.control_plane.peers
+    assert d.control_plane.paths == frozenset()  # local API server not ready: not advertised
+    d = node_desired("n1", NODE_IP, control_plane_vip_ready=True, **kw)  # type: ignore[arg-type]
+    assert d.control_plane.paths == {PathConfig(CP_ROUTE.prefix, NODE_IP)}
+
+
+def test_password_from_secret_or_session_left_out() -> None:
+    s = session(password_secret_ref=SecretKeyRef(name="bgp", key="pw"))
+    d = node_desired(
+        "n1",
+        NODE_IP,
+        sessions={"tor-n1": s},
+        routes=[],
+        floating_ips=[],
+        passwords={("bgp", "pw"): "s3cret"},
+        control_plane_vip_ready=False,
+    )
+    assert d.service.peers[A("192.0.2.1")].password == "s3cret"
+    d = node_desired(
+        "n1",
+        NODE_IP,
+        sessions={"tor-n1": s},
+        routes=[],
+        floating_ips=[],
+        passwords={},
+        control_plane_vip_ready=False,
+    )
+    assert d.service.peers == {}
+    assert d.missing_passwords == {"tor-n1": ("bgp", "pw")}
+
+
+NOW = dt.datetime(2026, 11, 21, 10, 0, tzinfo=dt.UTC)
+
+
+def test_reporter_writes_changes_and_slow_refreshes_only() -> None:
+    spec = session()
+    up = PeerStatus(A("192.0.2.1"), "Established", NOW, 0, 1)
+    reporter = Reporter(refresh_seconds=60)
+    first = session_status(spec, up, ["203.0.113.10/32"], NOW)
+    assert (first.state, first.advertised_routes) == ("Established", ["203.0.113.10/32"])
+    assert reporter.due("s", first)
+    reporter.mark("s", first)
+    later = session_status(spec, up, ["203.0.113.10/32"], NOW + dt.timedelta(seconds=30))
+    assert not reporter.due("s", later)  # same content, refresh not yet due
+    stale = session_status(spec, up, ["203.0.113.10/32"], NOW + dt.timedelta(seconds=61))
+    assert reporter.due("s", stale)
+    down = session_status(
+        spec, PeerStatus(A("192.0.2.1"), "Active"), ["x"], NOW + dt.timedelta(seconds=31)
+    )
+    assert reporter.due("s", down)
+    assert down.advertised_routes == []  # nothing is advertised on a session that is down
+
+
+def test_fence_clock() -> None:
+    clock = FenceClock(duration=3, margin=1)
+    assert clock.must_fence(100.0)  # never renewed: cannot know the IPs were not moved
+    clock.renewed(100.0)
+    assert not clock.must_fence(101.9)
+    assert clock.must_fence(102.0)
+
+
+def test_fake_speaker_counts_changes_and_is_idempotent() -> None:
+    async def scenario() -> tuple[int, int, str]:
+        fake = FakeSpeaker()
+        d = node_desired(
+            "n1",
+            NODE_IP,
+            sessions={"tor-n1": session()},
+            routes=[ROUTE],
+            floating_ips=[],
+            passwords={},
+            control_plane_vip_ready=False,
+        )
+        first = await fake.apply(d.service)
+        again = await fake.apply(d.service)
+        fake.set_state(A("192.0.2.1"), "Established")
+        event = await anext(fake.watch())
+        return first, again, event.state
+
+    assert asyncio.run(scenario()) == (1 + 1 + 2, 0, "Established")
