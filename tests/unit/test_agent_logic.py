@@ -18,15 +18,15 @@ NODE_IP = A("192.0.2.11")
 
 
 def session(**kw: object) -> BGPSessionSpec:
-    base: dict[str, object] = dict(
-        floating_ip=A("192.0.2.100"),
-        local_ip=A("192.0.2.100"),
-        local_asn=65001,
-        node_name="n1",
-        peer_asn=65000,
-        peer_ip=A("192.0.2.1"),
-        peer="tor",
-    )
+    base: dict[str, object] = {
+        "floating_ip": A("192.0.2.100"),
+        "local_ip": A("192.0.2.100"),
+        "local_asn": 65001,
+        "node_name": "n1",
+        "peer_asn": 65000,
+        "peer_ip": A("192.0.2.1"),
+        "peer": "tor",
+    }
     base.update(kw)
     return BGPSessionSpec.model_validate(base)
 
@@ -89,9 +89,12 @@ def test_other_nodes_sessions_are_ignored_and_no_sessions_means_no_paths() -> No
 
 def test_control_plane_sessions_go_to_their_own_speaker() -> None:
     cp = session(type="ControlPlane", floating_ip=None, local_ip=NODE_IP, add_path=False)
-    kw = dict(
-        sessions={"192.0.2.1-n1": cp}, routes=[ROUTE, CP_ROUTE], floating_ips=[], passwords={}
-    )
+    kw = {
+        "sessions": {"192.0.2.1-n1": cp},
+        "routes": [ROUTE, CP_ROUTE],
+        "floating_ips": [],
+        "passwords": {},
+    }
     d = node_desired("n1", NODE_IP, control_plane_vip_ready=False, **kw)  # type: ignore[arg-type]
     assert d.service.peers == {}
     assert A("192.0.2.1") in d.control_plane.peers
