@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 STUBS := operator/bgplb/agent/speaker/stubs/gobgp_pb2.py
 GOBGP_PROTO := /usr/share/gocode/src/github.com/osrg/gobgp/api/gobgp.proto
 
-.PHONY: test deps venv lint types unit crds bench-plan clean
+.PHONY: test deps venv lint types unit crds bench-plan bench-speaker clean
 
 test: lint types unit
 
@@ -49,3 +49,6 @@ bench-plan: venv
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+
+bench-speaker: venv
+	$(PY) bench/bench_speaker.py

@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any, TypeVar
 
@@ -24,21 +25,42 @@ TORS = (IPv4Address("192.0.2.1"), IPv4Address("192.0.2.2"))
 NODE_IPS = [IPv4Address(f"192.0.2.1{i}") for i in (1, 2, 3)]
 
 
-class CountingInterceptor(
-    grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStreamClientInterceptor
-):  # type: ignore[misc]
-    """Counts every RPC the driver sends, by method."""
+class _Count:
+    def __init__(self, calls: Counter[str]) -> None:
+        self.calls = calls
+
+    def _count(self, details: Any) -> None:
+        self.calls[details.method.decode().rsplit("/", 1)[-1]] += 1
+
+
+class _UnaryUnary(_Count, grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
+    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        self._count(details)
+        return await continuation(details, request)
+
+
+class _UnaryStream(_Count, grpc.aio.UnaryStreamClientInterceptor):  # type: ignore[misc]
+    async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        self._count(details)
+        return await continuation(details, request)
+
+
+class _StreamUnary(_Count, grpc.aio.StreamUnaryClientInterceptor):  # type: ignore[misc]
+    async def intercept_stream_unary(self, continuation: Any, details: Any, requests: Any) -> Any:
+        self._count(details)
+        return await continuation(details, requests)
+
+
+class CountingInterceptor:
+    """Counts every RPC the driver sends, by method (grpc.aio takes one interceptor
+    object per kind of call)."""
 
     def __init__(self) -> None:
         self.calls: Counter[str] = Counter()
 
-    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
-        self.calls[details.method.decode().rsplit("/", 1)[-1]] += 1
-        return await continuation(details, request)
-
-    async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
-        self.calls[details.method.decode().rsplit("/", 1)[-1]] += 1
-        return await continuation(details, request)
+    @property
+    def interceptors(self) -> list[Any]:
+        return [_UnaryUnary(self.calls), _UnaryStream(self.calls), _StreamUnary(self.calls)]
 
 
 def run(fn: Callable[[], Awaitable[T]]) -> T:
@@ -71,7 +93,7 @@ def config(
 
 async def apply(fabric: Fabric, node: str, desired: SpeakerConfig) -> tuple[int, Counter[str]]:
     counter = CountingInterceptor()
-    speaker = GoBGPSpeaker(fabric.gobgpd[node].target, interceptors=[counter])
+    speaker = GoBGPSpeaker(fabric.gobgpd[node].target, interceptors=counter.interceptors)
     try:
         changes = await speaker.apply(desired)
         return changes, counter.calls
@@ -149,7 +171,7 @@ def test_apply_is_idempotent_and_sends_only_the_diff(clean: Fabric) -> None:
 
     async def twice() -> tuple[int, Counter[str]]:
         counter = CountingInterceptor()
-        speaker = GoBGPSpeaker(clean.gobgpd["n1"].target, interceptors=[counter])
+        speaker = GoBGPSpeaker(clean.gobgpd["n1"].target, interceptors=counter.interceptors)
         try:
             await speaker.apply(desired)  # a new driver first reads what gobgpd holds
             counter.calls.clear()
@@ -162,7 +184,7 @@ def test_apply_is_idempotent_and_sends_only_the_diff(clean: Fabric) -> None:
 
     changes, calls = run(twice)
     assert changes == 1
-    assert calls == Counter({"AddPath": 1})
+    assert calls == Counter({"AddPathStream": 1})
 
 
 def test_withdraw_removes_the_route(clean: Fabric) -> None:
@@ -248,3 +270,51 @@ def test_gobgpd_restart_is_replayed(clean: Fabric) -> None:
     replayed = run(scenario)
     assert replayed == 1 + 2 + 3  # StartBgp, two peers, three paths
     wait_for("routes replayed", lambda: len(clean.frr.next_hops(str(VIP))) == 3)
+
+
+def test_md5_password_and_update_peer_keep_the_whole_config(clean: Fabric) -> None:
+    frr = clean.frr
+
+    def frr_password(set_it: bool) -> None:
+        line = "neighbor NODES password s3cret"
+        frr.vtysh_config("router bgp 65000", line if set_it else f"no {line}")
+
+    frr_password(True)
+    try:
+        plumb(clean, "n1", "192.0.2.100")
+        tor = TORS[0]
+        peer = PeerConfig(
+            tor,
+            TOR_ASN,
+            CLUSTER_ASN,
+            IPv4Address("192.0.2.100"),
+            connect_retry=1,
+            password="s3cret",
+            add_path_send_max=16,
+        )
+        paths = frozenset({PathConfig(VIP, NODE_IPS[0], path_identifier(NODE_IPS[0]))})
+        desired = SpeakerConfig(CLUSTER_ASN, IPv4Address("192.0.2.11"), {tor: peer}, paths)
+        run(lambda: apply(clean, "n1", desired))
+        # FRR now demands TCP-MD5: only a session carrying the password comes up.
+        wait_for("Established with MD5", lambda: "192.0.2.100" in frr.established())
+
+        # A timer change goes out as UpdatePeer with the complete peer: the password
+        # (and everything else) must survive it.
+        changed = SpeakerConfig(
+            desired.asn, desired.router_id, {tor: replace(peer, hold_time=30, keepalive=10)}, paths
+        )
+        _, calls = run(lambda: apply(clean, "n1", changed))
+        assert calls["UpdatePeer"] == 1
+        assert "DeletePeer" not in calls
+
+        async def read_back() -> PeerConfig:
+            speaker = GoBGPSpeaker(clean.gobgpd["n1"].target)
+            try:
+                return (await speaker.adopt()).peers[tor]
+            finally:
+                await speaker.close()
+
+        assert run(read_back) == changed.peers[tor]
+        wait_for("Established after the update", lambda: "192.0.2.100" in frr.established())
+    finally:
+        frr_password(False)

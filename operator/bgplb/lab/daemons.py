@@ -200,6 +200,13 @@ class FRR:
     def vtysh(self, command: str) -> str:
         return self.host.exec("vtysh", "--vty_socket", str(self.dir), "-c", command)
 
+    def vtysh_config(self, *lines: str) -> None:
+        """Change the running configuration, as an operator at the ToR would."""
+        args = ["vtysh", "--vty_socket", str(self.dir), "-c", "configure terminal"]
+        for line in lines:
+            args += ["-c", line]
+        self.host.exec(*args)
+
     def json(self, command: str) -> Any:
         return json.loads(self.vtysh(command + " json"))
 

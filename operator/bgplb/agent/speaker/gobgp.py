@@ -114,6 +114,23 @@ def path_message(p: PathConfig) -> Any:
     )
 
 
+PATHS_PER_MESSAGE = 1000
+
+
+def _path_stream(added: list[PathConfig], withdrawn: list[PathConfig]) -> list[Any]:
+    """All path changes of one apply as one AddPathStream: adds first, so a prefix
+    whose next hops change is never absent; withdrawals ride the same stream."""
+    paths = [path_message(p) for p in added]
+    for p in withdrawn:
+        message = path_message(p)
+        message.is_withdraw = True
+        paths.append(message)
+    return [
+        api.AddPathStreamRequest(table_type=api.GLOBAL, paths=paths[i : i + PATHS_PER_MESSAGE])
+        for i in range(0, len(paths), PATHS_PER_MESSAGE)
+    ]
+
+
 def path_config(path: Any) -> PathConfig | None:
     """A locally originated path as a PathConfig; None for anything else."""
     if path.neighbor_ip not in ("", _NIL) or path.is_from_external:
@@ -252,19 +269,11 @@ class GoBGPSpeaker:
                 await self._stub.UpdatePeer(api.UpdatePeerRequest(peer=peer_message(new)))
             changes += 1
 
-        # Add before withdrawing, so a prefix whose next hops change is never absent.
-        for path in sorted(desired.paths - held.paths):
-            await self._stub.AddPath(
-                api.AddPathRequest(table_type=api.GLOBAL, path=path_message(path))
-            )
-            changes += 1
-        for path in sorted(held.paths - desired.paths):
-            await self._stub.DeletePath(
-                api.DeletePathRequest(
-                    table_type=api.GLOBAL, family=IPV4_UNICAST, path=path_message(path)
-                )
-            )
-            changes += 1
+        added = sorted(desired.paths - held.paths)
+        withdrawn = sorted(held.paths - desired.paths)
+        if added or withdrawn:
+            await self._stub.AddPathStream(_path_stream(added, withdrawn))
+            changes += len(added) + len(withdrawn)
         self._held = desired
         return changes
 
