@@ -59,7 +59,7 @@ async def driver_run(gobgpd: GoBGPd, frr: FRR, count: int) -> tuple[float, float
 
 
 def cli_baseline(gobgpd: GoBGPd, count: int) -> float:
-    """Seconds for `count` × `gobgp global rib add` (the CLI, one process per path)."""
+    """Seconds for `count` runs of `gobgp global rib add` (the CLI, one process per path)."""
     started = time.perf_counter()
     for i in range(count):
         prefix = IPv4Network((BASE + 60000 + i, 32))
