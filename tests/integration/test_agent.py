@@ -172,17 +172,21 @@ def test_status_follows_watch_events(cluster: Cluster) -> None:
         wait_for(f"Established in {node}'s status", reported, timeout=5)
 
 
-def _frr_counters(c: Cluster) -> dict[str, tuple[int, int]]:
-    """Sessions FRR saw come up and go down, per floating IP (a flap moves both)."""
+def _frr_counters(c: Cluster) -> dict[str, tuple[int, int, int]]:
+    """Per floating IP: sessions FRR saw come up and go down (a flap moves both), and
+    UPDATE messages it received (any withdrawal or re-advertisement moves it)."""
     out = {}
     for ip in c.holders():
         peer = c.fabric.frr.json(f"show bgp neighbors {ip}")[ip]
-        out[ip] = (peer["connectionsEstablished"], peer["connectionsDropped"])
+        updates = peer["messageStats"]["updatesRecv"]
+        out[ip] = (peer["connectionsEstablished"], peer["connectionsDropped"], updates)
     return out
 
 
 def test_agent_restart_causes_no_flap(cluster: Cluster) -> None:
     wait_for("sessions", lambda: all_established(cluster))
+    wait_for("routes", lambda: len(cluster.fabric.frr.next_hops(VIP)) == 3)
+    time.sleep(1)
     before = _frr_counters(cluster)
     bird_before = cluster.fabric.bird.birdc("show protocols")
     hops_before = cluster.fabric.frr.next_hops(VIP)
