@@ -66,13 +66,10 @@ def main(argv: list[str] | None = None) -> int:
     return result
 
 
-def _not_yet(component: str) -> int:
-    print(f"bgplb-{component} is not part of this release yet", file=sys.stderr)
-    return 2
-
-
 def controller_main() -> int:
-    return _not_yet("controller")
+    from bgplb.controller.main import main as run_controller
+
+    return run_controller()
 
 
 def agent_main() -> int:

@@ -167,6 +167,10 @@ class NetlinkThread:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, self._ips.sync, frozenset(desired))
 
+    async def node_addresses(self) -> list[IPv4Interface]:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, self._ips.node_addresses)
+
     async def ours(self) -> frozenset[IPv4Address]:
         loop = asyncio.get_running_loop()
         return frozenset(await loop.run_in_executor(self._pool, self._ips.ours))

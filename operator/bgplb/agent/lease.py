@@ -8,10 +8,13 @@ an address is then never live on two nodes, even across a partition from the API
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass
+from ipaddress import IPv4Interface
 from typing import Any
 
 LEASE_PREFIX = "bgplb-node-"
+ADDRESSES_ANNOTATION = "networking.bgplb.io/addresses"
 DEFAULT_DURATION = 3.0
 
 
@@ -52,13 +55,21 @@ class LeaseKeeper:
     duration: float = DEFAULT_DURATION
     timeout: float = 0.8
 
-    def renew(self, now: dt.datetime) -> None:
+    def renew(self, now: dt.datetime, addresses: Iterable[IPv4Interface] = ()) -> None:
+        """Renew, carrying the node's addresses with their prefix lengths: the
+        controller places floating IPs on nodes that have an address in their subnet."""
         from kubernetes.client.exceptions import ApiException
 
         body = {
             "apiVersion": "coordination.k8s.io/v1",
             "kind": "Lease",
-            "metadata": {"name": lease_name(self.node), "namespace": self.namespace},
+            "metadata": {
+                "name": lease_name(self.node),
+                "namespace": self.namespace,
+                "annotations": {
+                    ADDRESSES_ANNOTATION: ",".join(a.with_prefixlen for a in addresses)
+                },
+            },
             "spec": {
                 "holderIdentity": self.node,
                 "leaseDurationSeconds": max(1, round(self.duration)),

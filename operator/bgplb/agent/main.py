@@ -187,7 +187,8 @@ class Agent:
         while True:
             started = time.monotonic()
             try:
-                await asyncio.to_thread(self.lease.renew, dt.datetime.now(dt.UTC))
+                addresses = await self.floating.node_addresses()
+                await asyncio.to_thread(self.lease.renew, dt.datetime.now(dt.UTC), addresses)
                 self.clock.renewed(time.monotonic())
                 if self.fenced:
                     self.fenced = False
@@ -230,9 +231,9 @@ def _kube_clients(kubeconfig: str | None) -> tuple[Any, Any, Any]:
     from kubernetes import client, config
 
     if kubeconfig:
-        config.load_kube_config(kubeconfig)  # type: ignore[no-untyped-call]
+        config.load_kube_config(kubeconfig)
     else:
-        config.load_incluster_config()  # type: ignore[no-untyped-call]
+        config.load_incluster_config()
     return client.CustomObjectsApi(), client.CoordinationV1Api(), client.CoreV1Api()
 
 

@@ -1,0 +1,1 @@
+"""The controller: watches → snapshot → plan → diff → apply, with one active replica."""

@@ -1,0 +1,279 @@
+"""`bgplb-controller`: kopf watches keep an in-memory index of the cluster; one debounced,
+level-triggered loop plans from it and writes the difference. One replica acts.
+
+Leader election: a coordination.k8s.io Lease (`bgplb-controller`) through the
+Kubernetes client's own LeaseLock elector — the mechanism kube-controller-manager
+uses, with no CRD of its own (kopf's peering needs one and only pauses operators of
+equal priority rather than electing one). Followers keep their index warm, so a
+takeover plans at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import kopf
+
+from bgplb.agent.lease import LEASE_PREFIX
+from bgplb.api import GROUP, VERSION
+from bgplb.controller import metrics
+from bgplb.controller.reconcile import Reconciler
+from bgplb.controller.snapshot import ClusterState
+from bgplb.logs import setup_logging
+
+log = logging.getLogger("bgplb.controller")
+LEADER_LEASE = "bgplb-controller"
+
+OURS = {
+    "bgploadbalancers": "load_balancers",
+    "networkgatewaygroups": "gateways",
+    "bgppeers": "peers",
+    "bgpsessions": "sessions",
+    "bgpadvertisedroutes": "routes",
+}
+
+
+@dataclass
+class Controller:
+    namespace: str
+    identity: str
+    lease_expiry: float = 3.0
+    debounce: float = 0.05
+    state: ClusterState = field(init=False)
+    trigger: asyncio.Event = field(default_factory=asyncio.Event)
+    leading: threading.Event = field(default_factory=threading.Event)
+    synced: bool = False
+    reconciler: Reconciler | None = None
+    _live: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        self.state = ClusterState(self.namespace)
+
+    # --- the index ----------------------------------------------------------------
+
+    def observe(self, store: dict[str, Any], key: str, event: Mapping[str, Any]) -> None:
+        if event.get("type") == "DELETED":
+            store.pop(key, None)
+        else:
+            store[key] = dict(event["object"])
+        self.trigger.set()
+
+    def observe_lease(self, event: Mapping[str, Any]) -> None:
+        obj = event["object"]
+        name = obj["metadata"]["name"]
+        if event.get("type") == "DELETED":
+            self.state.leases.pop(name, None)
+            self.state.lease_seen.pop(name, None)
+            return
+        old = self.state.leases.get(name)
+        renewed = obj.get("spec", {}).get("renewTime")
+        if old is None:
+            # First sight: credit the time the holder says it renewed, so a restarted
+            # controller does not take every node for dead for a lease period.
+            self.state.lease_seen[name] = time.monotonic() - _age(renewed)
+        elif old.get("spec", {}).get("renewTime") != renewed:
+            self.state.lease_seen[name] = time.monotonic()
+        self.state.leases[name] = dict(obj)
+
+    def load(self, kind: str, items: list[dict[str, Any]]) -> None:
+        """Fill the index from a full LIST (startup), before any reconcile."""
+        for obj in items:
+            self._route(kind, {"type": None, "object": obj})
+
+    def _route(self, kind: str, event: Mapping[str, Any]) -> None:
+        obj = event["object"]
+        meta = obj["metadata"]
+        if kind in OURS:
+            if meta.get("namespace") == self.namespace:
+                self.observe(getattr(self.state, OURS[kind]), meta["name"], event)
+        elif kind == "nodes":
+            self.observe(self.state.nodes, meta["name"], event)
+        elif kind == "leases":
+            if meta.get("namespace") == self.namespace and meta["name"].startswith(LEASE_PREFIX):
+                self.observe_lease(event)
+        elif kind == "services":
+            key = f"{meta['namespace']}/{meta['name']}"
+            if obj.get("spec", {}).get("type") == "LoadBalancer":
+                self.observe(self.state.services, key, event)
+            elif key in self.state.services:  # no longer a LoadBalancer
+                self.observe(self.state.services, key, {"type": "DELETED", "object": obj})
+        elif kind == "endpointslices":
+            service = meta.get("labels", {}).get("kubernetes.io/service-name")
+            if service and f"{meta['namespace']}/{service}" in self.state.services:
+                self.observe(
+                    self.state.endpoint_slices, f"{meta['namespace']}/{meta['name']}", event
+                )
+
+    # --- the loop -----------------------------------------------------------------
+
+    def live_nodes(self) -> frozenset[str]:
+        now = time.monotonic()
+        return frozenset(
+            n for n, seen in self.state.lease_seen.items() if now - seen < self.lease_expiry
+        )
+
+    async def run(self) -> None:
+        assert self.reconciler is not None
+        while True:
+            # Wake at least every 250 ms: Lease expiry is the absence of events.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.trigger.wait(), 0.25)
+            live = self.live_nodes()
+            if not (self.synced and self.leading.is_set()):
+                continue
+            if not self.trigger.is_set() and live == self._live:
+                continue
+            await asyncio.sleep(self.debounce)
+            self.trigger.clear()
+            self._live = live
+            try:
+                await self.reconciler.run_once()
+            except Exception:
+                log.exception("reconcile failed; retrying")
+                await asyncio.sleep(1)
+                self.trigger.set()
+
+
+def _age(renew_time: str | None) -> float:
+    if not renew_time:
+        return 1e9
+    try:
+        then = dt.datetime.fromisoformat(renew_time.replace("Z", "+00:00"))
+    except ValueError:
+        return 1e9
+    return max(0.0, (dt.datetime.now(dt.UTC) - then).total_seconds())
+
+
+# kopf calls module-level handlers; they reach the one Controller of the process here.
+_PROCESS: dict[str, Any] = {}
+
+
+def _controller() -> Controller:
+    controller: Controller = _PROCESS["controller"]
+    return controller
+
+
+def _register() -> None:
+    watched = [(GROUP, VERSION, plural) for plural in OURS] + [
+        ("", "v1", "nodes"),
+        ("coordination.k8s.io", "v1", "leases"),
+        ("", "v1", "services"),
+        ("discovery.k8s.io", "v1", "endpointslices"),
+    ]
+    for group, version, plural in watched:
+
+        def handler(event: Mapping[str, Any], _plural: str = plural, **_: Any) -> None:
+            _controller()._route(_plural, event)
+
+        kopf.on.event(group, version, plural, id=f"index-{plural}")(handler)
+
+
+def _list_everything(c: Controller) -> None:
+    from kubernetes import client
+
+    custom, core = client.CustomObjectsApi(), client.CoreV1Api()
+    for plural in OURS:
+        reply: Any = custom.list_namespaced_custom_object(GROUP, VERSION, c.namespace, plural)
+        c.load(plural, reply["items"])
+    api = client.ApiClient()
+    c.load("nodes", [api.sanitize_for_serialization(n) for n in core.list_node().items])
+    leases = client.CoordinationV1Api().list_namespaced_lease(c.namespace).items
+    c.load("leases", [api.sanitize_for_serialization(x) for x in leases])
+    services = core.list_service_for_all_namespaces().items
+    c.load("services", [api.sanitize_for_serialization(s) for s in services])
+    slices = client.DiscoveryV1Api().list_endpoint_slice_for_all_namespaces().items
+    c.load("endpointslices", [api.sanitize_for_serialization(s) for s in slices])
+
+
+def _elect(c: Controller, loop: asyncio.AbstractEventLoop) -> None:
+    from kubernetes.leaderelection import electionconfig, leaderelection
+    from kubernetes.leaderelection.resourcelock.leaselock import LeaseLock
+
+    def started() -> None:
+        log.info("leading", extra={"identity": c.identity})
+        metrics.LEADER.set(1)
+        c.leading.set()
+        loop.call_soon_threadsafe(c.trigger.set)
+
+    def stopped() -> None:
+        # A controller that lost its lease must stop acting at once; exiting is the
+        # one sure way (the Pod restarts as a follower).
+        log.error("lost leadership; exiting")
+        os._exit(1)
+
+    config = electionconfig.Config(
+        LeaseLock(LEADER_LEASE, c.namespace, c.identity),
+        lease_duration=15,
+        renew_deadline=10,
+        retry_period=2,
+        onstarted_leading=started,
+        onstopped_leading=stopped,
+    )
+    leaderelection.LeaderElection(config).run()
+
+
+@kopf.on.startup()
+async def _startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+    from kubernetes import client
+
+    c = _controller()
+    settings.peering.standalone = True
+    settings.posting.level = logging.WARNING
+    settings.watching.server_timeout = 300
+    await asyncio.to_thread(_list_everything, c)
+    c.synced = True
+
+    def post(obj: Mapping[str, Any], kind: str, reason: str, message: str) -> None:
+        body: Any = dict(obj)
+        kopf.event(body, type=kind, reason=reason, message=message)
+
+    c.reconciler = Reconciler(
+        c.state, client.CustomObjectsApi(), client.CoreV1Api(), post, lease_expiry=c.lease_expiry
+    )
+    loop = asyncio.get_running_loop()
+    threading.Thread(target=_elect, args=(c, loop), daemon=True, name="leader").start()
+    _PROCESS["loop-task"] = loop.create_task(c.run())
+
+
+def main(argv: list[str] | None = None) -> int:
+    setup_logging()
+    parser = argparse.ArgumentParser(prog="bgplb-controller", description=__doc__)
+    parser.add_argument("--namespace", default=os.environ.get("BGPLB_NAMESPACE", "kube-system"))
+    parser.add_argument("--kubeconfig", default=os.environ.get("KUBECONFIG"))
+    parser.add_argument(
+        "--lease-expiry",
+        type=float,
+        default=3.0,
+        help="seconds without a node Lease renewal before the node counts as down",
+    )
+    parser.add_argument("--identity", default=os.environ.get("POD_NAME", socket.gethostname()))
+    parser.add_argument("--metrics-port", type=int, default=9090)
+    parser.add_argument("--health", default="http://0.0.0.0:8081/healthz")
+    args = parser.parse_args(argv)
+    from kubernetes import config
+    from prometheus_client import start_http_server
+
+    if args.kubeconfig:
+        os.environ["KUBECONFIG"] = args.kubeconfig
+        config.load_kube_config(args.kubeconfig)
+    else:
+        config.load_incluster_config()
+    if args.metrics_port:
+        start_http_server(args.metrics_port)
+    _PROCESS["controller"] = Controller(
+        args.namespace, f"{args.identity}-{os.getpid()}", args.lease_expiry
+    )
+    _register()
+    kopf.run(clusterwide=True, standalone=True, liveness_endpoint=args.health)
+    return 0

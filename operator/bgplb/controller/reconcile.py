@@ -1,0 +1,329 @@
+"""One reconcile: snapshot → plan → diff → writes. Level-triggered: it reads only the
+in-memory index of the cluster, so it can run any number of times for one change."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubernetes.client.exceptions import ApiException
+
+from bgplb.api import GROUP, VERSION, BGPAdvertisedRouteSpec, BGPSessionSpec
+from bgplb.api.bgploadbalancer import BGPLoadBalancerStatus
+from bgplb.api.bgppeer import BGPPeerStatus
+from bgplb.api.common import Condition
+from bgplb.api.networkgatewaygroup import NetworkGatewayGroupStatus
+from bgplb.controller import metrics
+from bgplb.controller.diff import Writes, diff_objects, status_differs
+from bgplb.controller.snapshot import ClusterState, snapshot_from
+from bgplb.core.objects import gateway_status, route_objects, session_objects
+from bgplb.core.plan import DesiredState, plan, with_decisions
+
+log = logging.getLogger("bgplb.controller")
+JSON = dict[str, Any]
+EventFn = Callable[[Mapping[str, Any], str, str, str], None]
+"""(object, type, reason, message) → post a Kubernetes Event."""
+
+
+def condition(
+    previous: list[Condition], type_: str, *, ok: bool, reason: str, message: str, generation: int
+) -> Condition:
+    """A condition that keeps its lastTransitionTime while its status holds."""
+    status = "True" if ok else "False"
+    old = next((c for c in previous if c.type == type_), None)
+    since = old.last_transition_time if old and old.status == status else dt.datetime.now(dt.UTC)
+    return Condition(
+        type=type_,
+        status=status,
+        reason=reason,
+        message=message[:32000],
+        last_transition_time=since,
+        observed_generation=generation,
+    )
+
+
+@dataclass
+class Reconciler:
+    state: ClusterState
+    custom: Any
+    """kubernetes.client.CustomObjectsApi"""
+    core: Any
+    """kubernetes.client.CoreV1Api"""
+    post_event: EventFn
+    lease_expiry: float = 3.0
+    previous: DesiredState | None = None
+    announced: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def namespace(self) -> str:
+        return self.state.namespace
+
+    async def run_once(self) -> int:
+        started = time.perf_counter()
+        snapshot, problems = snapshot_from(self.state, time.monotonic(), self.lease_expiry)
+        if self.previous is not None:
+            # Decisions not yet seen back through the watches still count as current.
+            snapshot = with_decisions(snapshot, self.previous)
+        desired = plan(snapshot)
+        writes = await self._apply(desired, problems)
+        self.previous = desired
+        metrics.RECONCILE_SECONDS.observe(time.perf_counter() - started)
+        metrics.ROUTES.set(len(desired.routes))
+        if writes:
+            log.info(
+                "reconciled",
+                extra={
+                    "writes": writes,
+                    "vips": len(desired.vips),
+                    "sessions": len(desired.sessions),
+                },
+            )
+        return writes
+
+    # --- writes -----------------------------------------------------------------
+
+    def _owner(self) -> list[JSON]:
+        lb = self.state.load_balancers.get("default")
+        if lb is None:
+            return []
+        return [
+            {
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": "BGPLoadBalancer",
+                "name": "default",
+                "uid": lb["metadata"]["uid"],
+                "controller": True,
+                "blockOwnerDeletion": False,
+            }
+        ]
+
+    async def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await asyncio.to_thread(fn, *args, _request_timeout=10, **kwargs)
+        except ApiException as e:
+            metrics.API_ERRORS.labels(getattr(fn, "__name__", "call")).inc()
+            if e.status in (404, 409):  # gone or changed meanwhile: the next pass redoes it
+                log.info("write skipped", extra={"status": e.status, "reason": e.reason})
+                return None
+            raise
+
+    async def _write_objects(self, plural: str, writes: Writes) -> int:
+        owner = self._owner()
+        for obj in writes.create:
+            obj["metadata"]["ownerReferences"] = owner
+            await self._call(
+                self.custom.create_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                self.namespace,
+                plural,
+                obj,
+            )
+        for obj in writes.update:
+            patch = {"metadata": {"labels": obj["metadata"].get("labels", {})}, "spec": obj["spec"]}
+            await self._call(
+                self.custom.patch_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                self.namespace,
+                plural,
+                obj["metadata"]["name"],
+                patch,
+            )
+        for name in writes.delete:
+            await self._call(
+                self.custom.delete_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                self.namespace,
+                plural,
+                name,
+            )
+        return len(writes)
+
+    async def _status(self, plural: str, name: str, status: Any) -> None:
+        body = {"status": status.model_dump(mode="json", by_alias=True)}
+        await self._call(
+            self.custom.patch_namespaced_custom_object_status,
+            GROUP,
+            VERSION,
+            self.namespace,
+            plural,
+            name,
+            body,
+        )
+
+    async def _apply(self, desired: DesiredState, problems: list[str]) -> int:
+        ns = self.namespace
+        writes = 0
+        if "default" in self.state.load_balancers:
+            sessions = diff_objects(
+                session_objects(desired, ns), self.state.sessions, BGPSessionSpec
+            )
+            routes = diff_objects(
+                route_objects(desired, ns), self.state.routes, BGPAdvertisedRouteSpec
+            )
+            # Routes before sessions: a new session then starts with every route known.
+            writes += await self._write_objects("bgpadvertisedroutes", routes)
+            writes += await self._write_objects("bgpsessions", sessions)
+        writes += await self._gateway_status(desired)
+        writes += await self._peer_statuses(desired)
+        writes += await self._load_balancer_status(desired, problems)
+        writes += await self._service_statuses(desired)
+        metrics.WRITES.inc(writes)
+        return writes
+
+    async def _gateway_status(self, desired: DesiredState) -> int:
+        raw = self.state.gateways.get("default")
+        if raw is None:
+            return 0
+        generation = raw["metadata"].get("generation", 0)
+        previous = NetworkGatewayGroupStatus.model_validate(raw.get("status") or {})
+        status = gateway_status(desired, generation)
+        unplaced = status.unplaced
+        status = status.model_copy(
+            update={
+                "conditions": [
+                    condition(
+                        previous.conditions,
+                        "Ready",
+                        ok=not unplaced,
+                        reason="AllPlaced" if not unplaced else "Unplaced",
+                        message="; ".join(f"{u.ip}: {u.reason}" for u in unplaced)
+                        or "every floating IP is on a node",
+                        generation=generation,
+                    )
+                ]
+            }
+        )
+        moved = {
+            ip: n
+            for ip, n in status.floating_ips.items()
+            if previous.floating_ips.get(ip) not in (None, n)
+        }
+        if moved:
+            metrics.FLOATING_IP_MOVES.inc(len(moved))
+            self.post_event(
+                raw,
+                "Normal",
+                "FloatingIPMoved",
+                ", ".join(f"{ip} → {n}" for ip, n in sorted(moved.items())),
+            )
+        if status_differs(NetworkGatewayGroupStatus, raw.get("status"), status):
+            await self._status("networkgatewaygroups", "default", status)
+            return 1
+        return 0
+
+    async def _peer_statuses(self, desired: DesiredState) -> int:
+        writes = 0
+        established: dict[str, int] = {}
+        for raw in self.state.sessions.values():
+            if (raw.get("status") or {}).get("state") == "Established":
+                peer = raw.get("spec", {}).get("peer", "")
+                established[peer] = established.get(peer, 0) + 1
+        planned: dict[str, int] = {}
+        for spec in desired.sessions.values():
+            planned[spec.peer] = planned.get(spec.peer, 0) + 1
+        by_state: dict[str, int] = {}
+        for raw in self.state.sessions.values():
+            state = (raw.get("status") or {}).get("state") or "Unknown"
+            by_state[state] = by_state.get(state, 0) + 1
+        for state, count in by_state.items():
+            metrics.SESSIONS.labels(state).set(count)
+        for name, raw in self.state.peers.items():
+            generation = raw["metadata"].get("generation", 0)
+            previous = BGPPeerStatus.model_validate(raw.get("status") or {})
+            wanted = raw.get("spec", {}).get("sessions", 1)
+            shortfall = desired.session_shortfalls.get(name)
+            up = established.get(name, 0)
+            status = BGPPeerStatus(
+                sessions=planned.get(name, 0),
+                established_sessions=up,
+                observed_generation=generation,
+                conditions=[
+                    condition(
+                        previous.conditions,
+                        "Ready",
+                        ok=up >= wanted and not shortfall,
+                        reason="Established"
+                        if up >= wanted
+                        else ("Shortfall" if shortfall else "Connecting"),
+                        message=shortfall or f"{up} of {wanted} sessions established",
+                        generation=generation,
+                    )
+                ],
+            )
+            if status_differs(BGPPeerStatus, raw.get("status"), status):
+                await self._status("bgppeers", name, status)
+                writes += 1
+        return writes
+
+    async def _load_balancer_status(self, desired: DesiredState, problems: list[str]) -> int:
+        raw = self.state.load_balancers.get("default")
+        if raw is None:
+            return 0
+        generation = raw["metadata"].get("generation", 0)
+        previous = BGPLoadBalancerStatus.model_validate(raw.get("status") or {})
+        issues = [*problems, *desired.problems]
+        status = BGPLoadBalancerStatus(
+            observed_generation=generation,
+            allocated_vips=len(desired.vips),
+            conditions=[
+                condition(
+                    previous.conditions,
+                    "Ready",
+                    ok=not issues,
+                    reason="Planned" if not issues else "ConfigurationProblem",
+                    message="; ".join(issues) or "configuration planned",
+                    generation=generation,
+                )
+            ],
+        )
+        if status_differs(BGPLoadBalancerStatus, raw.get("status"), status):
+            await self._status("bgploadbalancers", "default", status)
+            return 1
+        return 0
+
+    async def _service_statuses(self, desired: DesiredState) -> int:
+        writes = 0
+        mine = set(desired.vips) | set(desired.service_problems)
+        for key in sorted(mine):
+            raw = self.state.services.get(key)
+            if raw is None:
+                continue
+            vip = desired.vips.get(key)
+            want = [{"ip": str(vip)}] if vip else []
+            have = (raw.get("status") or {}).get("loadBalancer", {}).get("ingress") or []
+            if [{"ip": i.get("ip")} for i in have] != want:
+                namespace, name = key.split("/", 1)
+                await self._call(
+                    self.core.patch_namespaced_service_status,
+                    name,
+                    namespace,
+                    {"status": {"loadBalancer": {"ingress": want}}},
+                )
+                writes += 1
+            route = desired.routes.get(key)
+            problem = desired.service_problems.get(key)
+            if route is not None:
+                message = (
+                    f"advertising {vip} via {len(route.next_hops)} "
+                    f"node{'s' if len(route.next_hops) != 1 else ''}"
+                )
+                kind, reason = "Normal", "Advertising"
+            else:
+                message, kind, reason = problem or "not advertised", "Warning", "NotAdvertised"
+            if self.announced.get(key) != message:
+                # After a restart the first pass only learns what stands, so a restart
+                # posts no Events about things that did not change.
+                if self.previous is not None:
+                    self.post_event(raw, kind, reason, message)
+                self.announced[key] = message
+        for key in set(self.announced) - mine:
+            del self.announced[key]
+        return writes

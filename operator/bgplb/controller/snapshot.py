@@ -1,0 +1,186 @@
+"""Cluster objects (as the API returns them) → the planner's Snapshot. Pure.
+
+Node liveness is the node agent's Lease, judged by when the controller last saw it
+change (its own monotonic clock), not by the timestamps inside it: clocks of nodes
+and controller need not agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Interface
+from typing import Any
+
+from pydantic import ValidationError
+
+from bgplb.agent.lease import ADDRESSES_ANNOTATION, LEASE_PREFIX
+from bgplb.api import BGPLoadBalancer, BGPPeer, NetworkGatewayGroup
+from bgplb.core.snapshot import Node, Peer, Service, ServiceKey, Snapshot
+
+POOL_ANNOTATION = "networking.bgplb.io/address-pool"
+JSON = Mapping[str, Any]
+
+
+@dataclass
+class ClusterState:
+    """What the controller's watches hold, by kind (raw objects)."""
+
+    namespace: str
+    load_balancers: dict[str, JSON] = field(default_factory=dict)
+    gateways: dict[str, JSON] = field(default_factory=dict)
+    peers: dict[str, JSON] = field(default_factory=dict)
+    sessions: dict[str, JSON] = field(default_factory=dict)
+    routes: dict[str, JSON] = field(default_factory=dict)
+    nodes: dict[str, JSON] = field(default_factory=dict)
+    leases: dict[str, JSON] = field(default_factory=dict)
+    lease_seen: dict[str, float] = field(default_factory=dict)
+    """Lease name → monotonic time the controller last saw it renewed."""
+    services: dict[ServiceKey, JSON] = field(default_factory=dict)
+    endpoint_slices: dict[str, JSON] = field(default_factory=dict)
+    """'namespace/name' of the slice → slice."""
+
+
+def _internal_ip(node: JSON) -> IPv4Address | None:
+    for address in node.get("status", {}).get("addresses", []):
+        if address.get("type") == "InternalIP":
+            try:
+                return IPv4Address(address["address"])
+            except ValueError:
+                continue
+    return None
+
+
+def node_from(node: JSON, lease: JSON | None, live: bool) -> Node | None:
+    name = node["metadata"]["name"]
+    internal = _internal_ip(node)
+    addresses: list[IPv4Interface] = []
+    if lease is not None:
+        for text in (
+            lease["metadata"].get("annotations", {}).get(ADDRESSES_ANNOTATION, "").split(",")
+        ):
+            try:
+                addresses.append(IPv4Interface(text.strip()))
+            except ValueError:
+                continue
+    if internal is not None:
+        # InternalIP first: it is the node's next hop and control-plane source address.
+        addresses.sort(key=lambda a: a.ip != internal)
+        if not addresses or addresses[0].ip != internal:
+            addresses.insert(0, IPv4Interface(internal))
+    if not addresses:
+        return None
+    return Node(name, tuple(addresses), dict(node["metadata"].get("labels", {})), live)
+
+
+def _service(svc: JSON, endpoint_nodes: frozenset[str]) -> Service | None:
+    spec, meta = svc.get("spec", {}), svc["metadata"]
+    if spec.get("type") != "LoadBalancer":
+        return None
+    requested = None
+    if text := spec.get("loadBalancerIP"):
+        try:
+            requested = IPv4Address(text)
+        except ValueError:
+            requested = None
+    current = None
+    for ingress in svc.get("status", {}).get("loadBalancer", {}).get("ingress", []) or []:
+        try:
+            current = IPv4Address(ingress.get("ip", ""))
+            break
+        except ValueError:
+            continue
+    return Service(
+        namespace=meta["namespace"],
+        name=meta["name"],
+        load_balancer_class=spec.get("loadBalancerClass"),
+        requested_ip=requested,
+        pool=meta.get("annotations", {}).get(POOL_ANNOTATION),
+        current_ip=current,
+        local_traffic=spec.get("externalTrafficPolicy") == "Local",
+        endpoint_nodes=endpoint_nodes,
+    )
+
+
+def endpoint_nodes(slices: Iterable[JSON]) -> dict[ServiceKey, frozenset[str]]:
+    """Service → nodes with a ready endpoint of it."""
+    out: dict[ServiceKey, set[str]] = {}
+    for s in slices:
+        service = s["metadata"].get("labels", {}).get("kubernetes.io/service-name")
+        if not service:
+            continue
+        key = f"{s['metadata']['namespace']}/{service}"
+        nodes = out.setdefault(key, set())
+        for endpoint in s.get("endpoints", []) or []:
+            ready = (endpoint.get("conditions") or {}).get("ready", True)
+            if ready and endpoint.get("nodeName"):
+                nodes.add(endpoint["nodeName"])
+    return {k: frozenset(v) for k, v in out.items()}
+
+
+def _parse(cls: type[Any], obj: JSON | None, problems: list[str]) -> Any:
+    if obj is None:
+        return None
+    try:
+        return cls.model_validate(obj)
+    except ValidationError as e:
+        problems.append(f"{obj.get('kind')} {obj['metadata'].get('name')} is invalid: {e}")
+        return None
+
+
+def snapshot_from(
+    state: ClusterState, now: float, lease_expiry: float
+) -> tuple[Snapshot, list[str]]:
+    """The snapshot, and problems with objects that could not be read."""
+    problems: list[str] = []
+    lb = _parse(BGPLoadBalancer, state.load_balancers.get("default"), problems)
+    ngg = _parse(NetworkGatewayGroup, state.gateways.get("default"), problems)
+    peers = []
+    for name, raw in sorted(state.peers.items()):
+        peer = _parse(BGPPeer, raw, problems)
+        if peer is not None:
+            peers.append(Peer(name, peer.metadata.labels, peer.spec))
+    nodes = []
+    for name, raw in sorted(state.nodes.items()):
+        lease_name = LEASE_PREFIX + name
+        seen = state.lease_seen.get(lease_name)
+        live = seen is not None and now - seen < lease_expiry
+        node = node_from(raw, state.leases.get(lease_name), live)
+        if node is not None:
+            nodes.append(node)
+    ready = endpoint_nodes(state.endpoint_slices.values())
+    services = []
+    for key, raw in sorted(state.services.items()):
+        svc = _service(raw, ready.get(key, frozenset()))
+        if svc is not None:
+            services.append(svc)
+    holders = {}
+    if ngg is not None:
+        for ip, node_name in ngg.status.floating_ips.items():
+            try:
+                holders[IPv4Address(ip)] = node_name
+            except ValueError:
+                continue
+    session_ips: dict[str, set[IPv4Address]] = {}
+    for raw in state.sessions.values():
+        spec = raw.get("spec", {})
+        if spec.get("floatingIP") and spec.get("peer"):
+            session_ips.setdefault(spec["peer"], set()).add(IPv4Address(spec["floatingIP"]))
+    hops: dict[ServiceKey, tuple[IPv4Address, ...]] = {}
+    for raw in state.routes.values():
+        spec = raw.get("spec", {})
+        ref = spec.get("service")
+        if ref:
+            key = f"{ref['namespace']}/{ref['name']}"
+            hops[key] = tuple(sorted(IPv4Address(h) for h in spec.get("nextHops", [])))
+    snapshot = Snapshot(
+        load_balancer=lb.spec if lb else None,
+        gateway=ngg.spec if ngg else None,
+        peers=tuple(peers),
+        nodes=tuple(nodes),
+        services=tuple(services),
+        floating_ip_holders=holders,
+        session_floating_ips={k: frozenset(v) for k, v in session_ips.items()},
+        route_next_hops=hops,
+    )
+    return snapshot, problems
