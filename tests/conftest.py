@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -19,4 +20,7 @@ def kube() -> Iterator[KubeAPI]:
         api.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
         yield api
     finally:
-        remove(api)
+        if os.environ.get("BGPLB_KEEP_LOGS"):
+            api.stop()
+        else:
+            remove(api)

@@ -26,3 +26,5 @@ def setup_logging(level: str | None = None) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level or os.environ.get("BGPLB_LOG_LEVEL", "INFO"))
+    # kopf reports every handled watch event at INFO; the index sees thousands.
+    logging.getLogger("kopf.objects").setLevel(logging.WARNING)

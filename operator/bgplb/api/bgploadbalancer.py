@@ -136,7 +136,7 @@ class BGPLoadBalancer(Resource):
     KIND: ClassVar[Kind] = Kind(
         kind="BGPLoadBalancer",
         plural="bgploadbalancers",
-        short_names=("bgplb",),
+        short_names=("blb",),
         singleton=True,
         columns=(
             PrinterColumn(name="Local ASN", type="integer", json_path=".spec.localASN"),

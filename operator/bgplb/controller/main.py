@@ -223,6 +223,15 @@ def _elect(c: Controller, loop: asyncio.AbstractEventLoop) -> None:
     leaderelection.LeaderElection(config).run()
 
 
+@kopf.on.login()
+def _login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    # kopf's own readers: the Pod's service account, else $KUBECONFIG (set by --kubeconfig).
+    info: kopf.ConnectionInfo | None = kopf.login_with_service_account(
+        **kwargs
+    ) or kopf.login_with_kubeconfig(**kwargs)
+    return info
+
+
 @kopf.on.startup()
 async def _startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     from kubernetes import client
@@ -234,16 +243,36 @@ async def _startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     await asyncio.to_thread(_list_everything, c)
     c.synced = True
 
-    def post(obj: Mapping[str, Any], kind: str, reason: str, message: str) -> None:
-        body: Any = dict(obj)
-        kopf.event(body, type=kind, reason=reason, message=message)
-
     c.reconciler = Reconciler(
-        c.state, client.CustomObjectsApi(), client.CoreV1Api(), post, lease_expiry=c.lease_expiry
+        c.state, client.CustomObjectsApi(), client.CoreV1Api(), lease_expiry=c.lease_expiry
     )
     loop = asyncio.get_running_loop()
     threading.Thread(target=_elect, args=(c, loop), daemon=True, name="leader").start()
     _PROCESS["loop-task"] = loop.create_task(c.run())
+
+
+@kopf.on.cleanup()
+async def _cleanup(**_: Any) -> None:
+    task = _PROCESS.pop("loop-task", None)
+    if task is not None:
+        task.cancel()
+    c = _controller()
+    if c.leading.is_set():
+        await asyncio.to_thread(_release, c)
+
+
+def _release(c: Controller) -> None:
+    """Hand the leader Lease back, so a successor need not wait for it to expire."""
+    from kubernetes import client
+
+    api = client.CoordinationV1Api()
+    try:
+        lease = api.read_namespaced_lease(LEADER_LEASE, c.namespace, _request_timeout=2)
+        if lease.spec.holder_identity == c.identity:
+            patch = {"spec": {"holderIdentity": None, "renewTime": None, "acquireTime": None}}
+            api.patch_namespaced_lease(LEADER_LEASE, c.namespace, patch, _request_timeout=2)
+    except Exception as e:
+        log.warning("could not release the leader Lease", extra={"error": str(e)})
 
 
 def main(argv: list[str] | None = None) -> int:

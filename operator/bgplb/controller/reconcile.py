@@ -26,8 +26,7 @@ from bgplb.core.plan import DesiredState, plan, with_decisions
 
 log = logging.getLogger("bgplb.controller")
 JSON = dict[str, Any]
-EventFn = Callable[[Mapping[str, Any], str, str, str], None]
-"""(object, type, reason, message) → post a Kubernetes Event."""
+COMPONENT = "bgplb-controller"
 
 
 def condition(
@@ -54,7 +53,6 @@ class Reconciler:
     """kubernetes.client.CustomObjectsApi"""
     core: Any
     """kubernetes.client.CoreV1Api"""
-    post_event: EventFn
     lease_expiry: float = 3.0
     previous: DesiredState | None = None
     announced: dict[str, str] = field(default_factory=dict)
@@ -146,6 +144,32 @@ class Reconciler:
             )
         return len(writes)
 
+    async def post_event(
+        self, obj: Mapping[str, Any], kind: str, reason: str, message: str
+    ) -> None:
+        """A core/v1 Event about `obj` (shown by `kubectl describe`)."""
+        meta = obj["metadata"]
+        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        body = {
+            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+            "involvedObject": {
+                "apiVersion": obj.get("apiVersion", "v1"),
+                "kind": obj.get("kind", "Service"),
+                "name": meta["name"],
+                "namespace": meta["namespace"],
+                "uid": meta.get("uid"),
+            },
+            "type": kind,
+            "reason": reason,
+            "message": message[:1000],
+            "source": {"component": COMPONENT},
+            "reportingComponent": COMPONENT,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        await self._call(self.core.create_namespaced_event, meta["namespace"], body)
+
     async def _status(self, plural: str, name: str, status: Any) -> None:
         body = {"status": status.model_dump(mode="json", by_alias=True)}
         await self._call(
@@ -208,7 +232,7 @@ class Reconciler:
         }
         if moved:
             metrics.FLOATING_IP_MOVES.inc(len(moved))
-            self.post_event(
+            await self.post_event(
                 raw,
                 "Normal",
                 "FloatingIPMoved",
@@ -322,7 +346,7 @@ class Reconciler:
                 # After a restart the first pass only learns what stands, so a restart
                 # posts no Events about things that did not change.
                 if self.previous is not None:
-                    self.post_event(raw, kind, reason, message)
+                    await self.post_event(raw, kind, reason, message)
                 self.announced[key] = message
         for key in set(self.announced) - mine:
             del self.announced[key]

@@ -1,0 +1,5 @@
+import sys
+
+from bgplb.controller.main import main
+
+sys.exit(main())

@@ -1,0 +1,308 @@
+"""bgplb-controller against a real kube-apiserver: objects, statuses, liveness from
+Leases, and no churn across restarts."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import yaml
+
+from bgplb.lab.daemons import wait_for
+from bgplb.lab.kube import KubeAPI, free_port
+
+NS = "kube-system"
+NODES = {"n1": "192.0.2.11", "n2": "192.0.2.12", "n3": "192.0.2.13"}
+CONFIG = [
+    {
+        "apiVersion": "networking.bgplb.io/v1",
+        "kind": "BGPLoadBalancer",
+        "metadata": {"name": "default", "namespace": NS},
+        "spec": {
+            "localASN": 65001,
+            "peerSelector": {"tor": "true"},
+            "loadBalancerNodeSelector": {"example.com/lb": "true"},
+            "addressPools": [{"name": "lab", "addresses": ["203.0.113.10-203.0.113.20"]}],
+        },
+    },
+    {
+        "apiVersion": "networking.bgplb.io/v1",
+        "kind": "NetworkGatewayGroup",
+        "metadata": {"name": "default", "namespace": NS},
+        "spec": {"floatingIPs": ["192.0.2.100", "192.0.2.101"]},
+    },
+    *[
+        {
+            "apiVersion": "networking.bgplb.io/v1",
+            "kind": "BGPPeer",
+            "metadata": {"name": name, "namespace": NS, "labels": {"tor": "true"}},
+            "spec": {"localASN": 65001, "peerASN": 65000, "peerIP": ip, "sessions": 2},
+        }
+        for name, ip in (("tor-a", "192.0.2.1"), ("tor-b", "192.0.2.2"))
+    ],
+]
+
+
+def service(name: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"type": "LoadBalancer", "ports": [{"port": 80}], **spec},
+    }
+
+
+@dataclass
+class Agents:
+    """Renews the node Leases as the node agents would."""
+
+    kube: KubeAPI
+    alive: set[str] = field(default_factory=lambda: set(NODES))
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        from kubernetes import client, config
+
+        api = client.CoordinationV1Api(config.new_client_from_config(str(self.kube.kubeconfig)))
+        while not self.stop.is_set():
+            for node in list(self.alive):
+                now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+                body = {
+                    "metadata": {
+                        "name": f"bgplb-node-{node}",
+                        "annotations": {"networking.bgplb.io/addresses": f"{NODES[node]}/24"},
+                    },
+                    "spec": {"holderIdentity": node, "leaseDurationSeconds": 3, "renewTime": now},
+                }
+                try:
+                    api.patch_namespaced_lease(f"bgplb-node-{node}", NS, body)
+                except client.exceptions.ApiException:
+                    api.create_namespaced_lease(NS, body)
+                except Exception:  # the API server is going away at the end of the session
+                    return
+            self.stop.wait(0.5)
+
+
+@dataclass
+class Env:
+    kube: KubeAPI
+    agents: Agents
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start_controller(self) -> None:
+        log = self.kube.workdir / "controller.log"
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "bgplb.controller",
+                "--kubeconfig",
+                str(self.kube.kubeconfig),
+                "--namespace",
+                NS,
+                "--metrics-port",
+                "0",
+                "--health",
+                f"http://127.0.0.1:{free_port()}/healthz",
+            ],
+            stdout=log.open("ab"),
+            stderr=subprocess.STDOUT,
+        )
+
+    def stop_controller(self) -> None:
+        assert self.proc is not None
+        self.proc.terminate()
+        self.proc.wait(20)
+
+    def get(self, *args: str) -> Any:
+        return json.loads(self.kube.kubectl("get", *args, "-o", "json"))
+
+
+@pytest.fixture(scope="module")
+def env(kube: KubeAPI) -> Iterator[Env]:
+    for name, ip in NODES.items():
+        node = {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {"name": name, "labels": {"example.com/lb": "true"}},
+        }
+        kube.kubectl("apply", "-f", "-", stdin=json.dumps(node))
+        kube.kubectl(
+            "patch",
+            "node",
+            name,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            json.dumps({"status": {"addresses": [{"type": "InternalIP", "address": ip}]}}),
+        )
+    kube.kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(CONFIG))
+    agents = Agents(kube)
+    thread = threading.Thread(target=agents.run, daemon=True)
+    thread.start()
+    e = Env(kube, agents)
+    e.start_controller()
+    try:
+        yield e
+    finally:
+        if e.proc and e.proc.poll() is None:
+            e.stop_controller()
+        agents.stop.set()
+        thread.join(5)
+        kube.kubectl(
+            "delete", "-f", "-", "--ignore-not-found", stdin=yaml.safe_dump_all(CONFIG), check=False
+        )
+
+
+def _sessions(env: Env) -> dict[str, dict[str, Any]]:
+    return {s["metadata"]["name"]: s for s in env.get("bgpsessions", "-n", NS)["items"]}
+
+
+def _holders(env: Env) -> dict[str, str]:
+    status = env.get("ngg", "default", "-n", NS).get("status", {})
+    return dict(status.get("floatingIPs", {}))
+
+
+def test_config_yields_sessions_and_placed_floating_ips(env: Env) -> None:
+    wait_for("4 sessions", lambda: len(_sessions(env)) == 4, timeout=60)
+    holders = wait_for("floating IPs placed", lambda: len(_holders(env)) == 2 and _holders(env))
+    sessions = _sessions(env)
+    for ip, node in holders.items():
+        for peer, peer_ip in (("tor-a", "192.0.2.1"), ("tor-b", "192.0.2.2")):
+            spec = sessions[f"{peer}-{node}"]["spec"]
+            assert (spec["floatingIP"], spec["localIP"], spec["peerIP"], spec["nodeName"]) == (
+                ip,
+                ip,
+                peer_ip,
+                node,
+            )
+            owner = sessions[f"{peer}-{node}"]["metadata"]["ownerReferences"][0]
+            assert (owner["kind"], owner["name"]) == ("BGPLoadBalancer", "default")
+    ngg = env.get("ngg", "default", "-n", NS)["status"]
+    assert ngg["placed"] == 2
+    assert ngg["conditions"][0]["type"] == "Ready"
+
+
+def test_new_service_gets_a_vip_route_and_event(env: Env) -> None:
+    env.kube.kubectl("apply", "-f", "-", stdin=json.dumps(service("web")))
+
+    def ingress() -> str:
+        status = env.get("service", "web", "-n", "default").get("status", {})
+        items = status.get("loadBalancer", {}).get("ingress") or [{}]
+        return str(items[0].get("ip", ""))
+
+    assert wait_for("VIP in Service status", ingress, timeout=30) == "203.0.113.10"
+    route = wait_for(
+        "route", lambda: env.get("bgpadvertisedroute", "default-default-web", "-n", NS)
+    )
+    assert route["spec"]["prefix"] == "203.0.113.10/32"
+    assert sorted(route["spec"]["nextHops"]) == sorted(NODES.values())
+    assert route["spec"]["service"] == {"namespace": "default", "name": "web"}
+    events = wait_for(
+        "Event",
+        lambda: [
+            e
+            for e in env.get("events", "-n", "default")["items"]
+            if e["involvedObject"]["name"] == "web" and e["reason"] == "Advertising"
+        ],
+    )
+    assert events[0]["message"] == "advertising 203.0.113.10 via 3 nodes"
+
+
+def test_other_load_balancer_class_is_left_alone(env: Env) -> None:
+    env.kube.kubectl(
+        "apply",
+        "-f",
+        "-",
+        stdin=json.dumps(service("theirs", loadBalancerClass="example.com/other")),
+    )
+    time.sleep(3)
+    status = env.get("service", "theirs", "-n", "default").get("status", {})
+    assert not status.get("loadBalancer", {}).get("ingress")
+    routes = env.get("bgpadvertisedroutes", "-n", NS)["items"]
+    assert all(r["spec"].get("service", {}).get("name") != "theirs" for r in routes)
+
+
+def test_expired_lease_moves_floating_ips_and_next_hops(env: Env) -> None:
+    holders = wait_for("floating IPs placed", lambda: len(_holders(env)) == 2 and _holders(env))
+    wait_for("route", lambda: env.get("bgpadvertisedroute", "default-default-web", "-n", NS))
+    victim = holders["192.0.2.100"]
+    started = time.monotonic()
+    env.agents.alive.discard(victim)
+    try:
+        moved = wait_for(
+            "floating IP to move",
+            lambda: _holders(env).get("192.0.2.100") not in (None, victim),
+            timeout=15,
+        )
+        took = time.monotonic() - started
+        print(f"lease stopped → floating IP moved in {took:.1f}s")
+        hops = env.get("bgpadvertisedroute", "default-default-web", "-n", NS)["spec"]["nextHops"]
+        assert NODES[victim] not in hops
+        sessions = _sessions(env)
+        assert all(s["spec"]["nodeName"] != victim for s in sessions.values())
+        assert moved
+    finally:
+        env.agents.alive.add(victim)
+    wait_for(
+        "next hops back",
+        lambda: (
+            len(env.get("bgpadvertisedroute", "default-default-web", "-n", NS)["spec"]["nextHops"])
+            == 3
+        ),
+        timeout=15,
+    )
+
+
+def _versions(env: Env) -> dict[str, str]:
+    out = {}
+    for kind in ("bgpsessions", "bgpadvertisedroutes", "ngg", "bgppeers", "blb"):
+        for item in env.get(kind, "-n", NS)["items"]:
+            out[f"{kind}/{item['metadata']['name']}"] = item["metadata"]["resourceVersion"]
+    for item in env.get("services", "-n", "default")["items"]:
+        out[f"service/{item['metadata']['name']}"] = item["metadata"]["resourceVersion"]
+    return out
+
+
+def test_controller_restart_causes_no_churn(env: Env) -> None:
+    wait_for("route", lambda: env.get("bgpadvertisedroute", "default-default-web", "-n", NS))
+    time.sleep(3)  # settle
+    before = _versions(env)
+    env.stop_controller()
+    env.start_controller()
+    wait_for(
+        "new controller to lead",
+        lambda: (
+            "leading"
+            in (env.kube.workdir / "controller.log").read_text().split("agent starting")[-1]
+        ),
+        timeout=40,
+    )
+    time.sleep(5)
+    after = _versions(env)
+    assert {k: (v, after.get(k)) for k, v in before.items() if after.get(k) != v} == {}
+    assert after == before
+
+
+def test_deleting_a_service_removes_its_route(env: Env) -> None:
+    wait_for("route", lambda: env.get("bgpadvertisedroute", "default-default-web", "-n", NS))
+    env.kube.kubectl("delete", "service", "web", "-n", "default")
+    wait_for(
+        "route gone",
+        lambda: (
+            not [
+                r
+                for r in env.get("bgpadvertisedroutes", "-n", NS)["items"]
+                if r["metadata"]["name"] == "default-default-web"
+            ]
+        ),
+        timeout=15,
+    )
