@@ -268,7 +268,7 @@ def _release(c: Controller) -> None:
     api = client.CoordinationV1Api()
     try:
         lease = api.read_namespaced_lease(LEADER_LEASE, c.namespace, _request_timeout=2)
-        if lease.spec.holder_identity == c.identity:
+        if lease.spec is not None and lease.spec.holder_identity == c.identity:
             patch = {"spec": {"holderIdentity": None, "renewTime": None, "acquireTime": None}}
             api.patch_namespaced_lease(LEADER_LEASE, c.namespace, patch, _request_timeout=2)
     except Exception as e:
