@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 STUBS := operator/bgplb/agent/speaker/stubs/gobgp_pb2.py
 GOBGP_PROTO := /usr/share/gocode/src/github.com/osrg/gobgp/api/gobgp.proto
 
-.PHONY: test deps venv lint types unit crds bench-plan bench-speaker clean
+.PHONY: test deps venv lint types unit crds bench-plan bench-speaker bench-controller clean
 
 test: lint types unit
 
@@ -52,3 +52,6 @@ clean:
 
 bench-speaker: venv
 	$(PY) bench/bench_speaker.py
+
+bench-controller: venv
+	$(PY) bench/bench_controller.py

@@ -20,6 +20,7 @@ import socket
 import threading
 import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +29,7 @@ import kopf
 from bgplb.agent.lease import LEASE_PREFIX
 from bgplb.api import GROUP, VERSION
 from bgplb.controller import metrics
-from bgplb.controller.reconcile import Reconciler
+from bgplb.controller.reconcile import WRITES_IN_FLIGHT, Reconciler
 from bgplb.controller.snapshot import ClusterState
 from bgplb.logs import setup_logging
 
@@ -243,6 +244,10 @@ async def _startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     await asyncio.to_thread(_list_everything, c)
     c.synced = True
 
+    # Writes run in threads (the client is synchronous): room for the writes in flight.
+    asyncio.get_running_loop().set_default_executor(
+        ThreadPoolExecutor(max_workers=WRITES_IN_FLIGHT + 4, thread_name_prefix="api")
+    )
     c.reconciler = Reconciler(
         c.state, client.CustomObjectsApi(), client.CoreV1Api(), lease_expiry=c.lease_expiry
     )
@@ -290,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--metrics-port", type=int, default=9090)
     parser.add_argument("--health", default="http://0.0.0.0:8081/healthz")
     args = parser.parse_args(argv)
-    from kubernetes import config
+    from kubernetes import client, config
     from prometheus_client import start_http_server
 
     if args.kubeconfig:
@@ -298,6 +303,9 @@ def main(argv: list[str] | None = None) -> int:
         config.load_kube_config(args.kubeconfig)
     else:
         config.load_incluster_config()
+    default = client.Configuration.get_default_copy()
+    default.connection_pool_maxsize = WRITES_IN_FLIGHT + 4
+    client.Configuration.set_default(default)
     if args.metrics_port:
         start_http_server(args.metrics_port)
     _PROCESS["controller"] = Controller(

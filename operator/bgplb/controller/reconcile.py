@@ -7,7 +7,7 @@ import asyncio
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +27,7 @@ from bgplb.core.plan import DesiredState, plan, with_decisions
 log = logging.getLogger("bgplb.controller")
 JSON = dict[str, Any]
 COMPONENT = "bgplb-controller"
+WRITES_IN_FLIGHT = 16
 
 
 def condition(
@@ -112,37 +113,38 @@ class Reconciler:
 
     async def _write_objects(self, plural: str, writes: Writes) -> int:
         owner = self._owner()
+        api, ns = self.custom, self.namespace
+        calls: list[Awaitable[Any]] = []
         for obj in writes.create:
             obj["metadata"]["ownerReferences"] = owner
-            await self._call(
-                self.custom.create_namespaced_custom_object,
-                GROUP,
-                VERSION,
-                self.namespace,
-                plural,
-                obj,
+            calls.append(
+                self._call(api.create_namespaced_custom_object, GROUP, VERSION, ns, plural, obj)
             )
         for obj in writes.update:
             patch = {"metadata": {"labels": obj["metadata"].get("labels", {})}, "spec": obj["spec"]}
-            await self._call(
-                self.custom.patch_namespaced_custom_object,
-                GROUP,
-                VERSION,
-                self.namespace,
-                plural,
-                obj["metadata"]["name"],
-                patch,
+            name = obj["metadata"]["name"]
+            calls.append(
+                self._call(
+                    api.patch_namespaced_custom_object, GROUP, VERSION, ns, plural, name, patch
+                )
             )
         for name in writes.delete:
-            await self._call(
-                self.custom.delete_namespaced_custom_object,
-                GROUP,
-                VERSION,
-                self.namespace,
-                plural,
-                name,
+            calls.append(
+                self._call(api.delete_namespaced_custom_object, GROUP, VERSION, ns, plural, name)
             )
+        await self._concurrently(calls)
         return len(writes)
+
+    async def _concurrently(self, calls: list[Awaitable[Any]]) -> None:
+        """Independent writes, a bounded number in flight: a burst of Services is
+        written in a fraction of the time one-by-one writes take."""
+        limit = asyncio.Semaphore(WRITES_IN_FLIGHT)
+
+        async def one(call: Awaitable[Any]) -> None:
+            async with limit:
+                await call
+
+        await asyncio.gather(*(one(c) for c in calls))
 
     async def post_event(
         self, obj: Mapping[str, Any], kind: str, reason: str, message: str
@@ -314,7 +316,7 @@ class Reconciler:
         return 0
 
     async def _service_statuses(self, desired: DesiredState) -> int:
-        writes = 0
+        calls: list[Awaitable[Any]] = []
         mine = set(desired.vips) | set(desired.service_problems)
         for key in sorted(mine):
             raw = self.state.services.get(key)
@@ -325,13 +327,14 @@ class Reconciler:
             have = (raw.get("status") or {}).get("loadBalancer", {}).get("ingress") or []
             if [{"ip": i.get("ip")} for i in have] != want:
                 namespace, name = key.split("/", 1)
-                await self._call(
-                    self.core.patch_namespaced_service_status,
-                    name,
-                    namespace,
-                    {"status": {"loadBalancer": {"ingress": want}}},
+                calls.append(
+                    self._call(
+                        self.core.patch_namespaced_service_status,
+                        name,
+                        namespace,
+                        {"status": {"loadBalancer": {"ingress": want}}},
+                    )
                 )
-                writes += 1
             route = desired.routes.get(key)
             problem = desired.service_problems.get(key)
             if route is not None:
@@ -346,8 +349,9 @@ class Reconciler:
                 # After a restart the first pass only learns what stands, so a restart
                 # posts no Events about things that did not change.
                 if self.previous is not None:
-                    await self.post_event(raw, kind, reason, message)
+                    calls.append(self.post_event(raw, kind, reason, message))
                 self.announced[key] = message
         for key in set(self.announced) - mine:
             del self.announced[key]
-        return writes
+        await self._concurrently(calls)
+        return len(calls)

@@ -211,7 +211,7 @@ class KubeAPI:
             f"--service-account-signing-key-file={paths['sa.key']}",
             "--service-account-issuer=https://kubernetes.default.svc",
             "--authorization-mode=RBAC",
-            "--service-cluster-ip-range=198.51.100.0/24",
+            "--service-cluster-ip-range=198.19.0.0/16",  # room for benchmark-sized clusters
             "--allow-privileged=true",
             "--enable-priority-and-fairness=false",
             "--profiling=false",
