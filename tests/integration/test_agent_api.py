@@ -195,3 +195,29 @@ def test_agent_fences_its_floating_ips_when_the_api_goes_away(env: Env) -> None:
     # Renewed again, and the API still places the IP here: it comes back.
     wait_for("floating IP back on n1", lambda: "192.0.2.100" in _addresses(env.node), timeout=20)
     wait_for("Established again", lambda: "192.0.2.100" in env.frr.established(), timeout=30)
+
+
+def _http_in(host: Host, url: str) -> tuple[int, str]:
+    """GET from inside a namespace (the agent's endpoints listen on its 127.0.0.1)."""
+    code = (
+        "import sys, urllib.request, urllib.error\n"
+        "try:\n"
+        f"    r = urllib.request.urlopen({url!r}, timeout=5)\n"
+        "    print(r.status); print(r.read().decode())\n"
+        "except urllib.error.HTTPError as e:\n"
+        "    print(e.code)\n"
+    )
+    out = host.exec(sys.executable, "-c", code)
+    status, _, body = out.partition("\n")
+    return int(status), body
+
+
+def test_agent_serves_health_and_metrics(env: Env) -> None:
+    wait_for("Established", lambda: "192.0.2.100" in env.frr.established())
+    status, body = _http_in(env.node, "http://127.0.0.1:9091/healthz")
+    assert (status, body.strip()) == (200, "ok")
+    status, body = _http_in(env.node, "http://127.0.0.1:9091/metrics")
+    assert status == 200
+    assert 'bgplb_agent_sessions{state="Established"} 1.0' in body
+    assert "bgplb_agent_paths_advertised 1.0" in body
+    assert 'bgplb_agent_floating_ip_changes_total{op="add"}' in body

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -96,6 +97,8 @@ class Env:
     kube: KubeAPI
     agents: Agents
     proc: subprocess.Popen[bytes] | None = None
+    metrics_port: int = field(default_factory=free_port)
+    health_port: int = field(default_factory=free_port)
 
     def start_controller(self) -> None:
         log = self.kube.workdir / "controller.log"
@@ -109,9 +112,9 @@ class Env:
                 "--namespace",
                 NS,
                 "--metrics-port",
-                "0",
+                str(self.metrics_port),
                 "--health",
-                f"http://127.0.0.1:{free_port()}/healthz",
+                f"http://127.0.0.1:{self.health_port}/healthz",
             ],
             stdout=log.open("ab"),
             stderr=subprocess.STDOUT,
@@ -306,3 +309,22 @@ def test_deleting_a_service_removes_its_route(env: Env) -> None:
         ),
         timeout=15,
     )
+
+
+def test_controller_serves_health_and_metrics(env: Env) -> None:
+    wait_for("4 sessions", lambda: len(_sessions(env)) == 4, timeout=60)
+
+    def get(url: str) -> str:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return str(r.read().decode())
+
+    assert wait_for("healthz", lambda: get(f"http://127.0.0.1:{env.health_port}/healthz"))
+    body = get(f"http://127.0.0.1:{env.metrics_port}/metrics")
+    for name in (
+        "bgplb_reconcile_duration_seconds_count",
+        "bgplb_api_writes_total",
+        "bgplb_routes_advertised",
+        "bgplb_leader 1.0",
+        "bgplb_floating_ip_moves_total",
+    ):
+        assert name in body, name

@@ -25,6 +25,7 @@ from typing import Any
 
 import grpc
 
+from bgplb.agent import metrics
 from bgplb.agent.desired import NodeDesired, node_desired
 from bgplb.agent.floating import NetlinkThread
 from bgplb.agent.lease import FenceClock, LeaseKeeper
@@ -63,6 +64,10 @@ class Agent:
     """Floating IPs on this node now; read from the interfaces at start."""
     recovered_at: float = 0.0
     wake: asyncio.Event = field(default_factory=asyncio.Event)
+    reconciled_at: float = field(default_factory=time.monotonic)
+
+    def healthy(self) -> bool:
+        return time.monotonic() - self.reconciled_at < 6 * self.resync_seconds
 
     # --- reconcile -------------------------------------------------------------
 
@@ -91,6 +96,7 @@ class Agent:
         if self.plumbed is None:
             self.plumbed = await self.floating.ours()
         result = await self.floating.sync(ips | self.plumbed)
+        metrics.FLOATING_IP_CHANGES.labels("add").inc(len(result.added))
         for ip, why in result.unplaceable.items():
             log.warning("cannot place floating IP", extra={"ip": str(ip), "reason": why})
         changes = await self.service.apply(desired.service)
@@ -98,8 +104,12 @@ class Agent:
             changes += await self.control_plane.apply(desired.control_plane)
         if changes:
             log.info("speaker updated", extra={"changes": changes})
-        await self.floating.sync(ips)
+        removed = await self.floating.sync(ips)
+        metrics.FLOATING_IP_CHANGES.labels("remove").inc(len(removed.removed))
         self.plumbed = ips
+        metrics.PATHS.set(len(desired.service.paths))
+        self.reconciled_at = time.monotonic()
+        metrics.mark_reconciled()
         await self.report()
 
     def _may_plumb(self) -> bool:
@@ -148,6 +158,13 @@ class Agent:
             except Exception as e:
                 log.warning("cannot write session status", extra={"session": name, "error": str(e)})
         self.reporter.forget_except(self.desired.sessions)
+        states: dict[str, int] = {}
+        for spec in self.desired.sessions.values():
+            peer = self.peers.get(spec.peer_ip)
+            state = peer.state if peer else "Idle"
+            states[state] = states.get(state, 0) + 1
+        for state in ("Idle", "Connect", "Active", "OpenSent", "OpenConfirm", "Established"):
+            metrics.SESSIONS.labels(state).set(states.get(state, 0))
 
     # --- loops -----------------------------------------------------------------
 
@@ -159,6 +176,7 @@ class Agent:
             try:
                 await self.reconcile()
             except grpc.aio.AioRpcError as e:
+                metrics.SPEAKER_ERRORS.inc()
                 log.warning("speaker unreachable", extra={"error": e.details()})
 
     async def watch_loop(self, speaker: GoBGPSpeaker) -> None:
@@ -196,11 +214,13 @@ class Agent:
                     log.info("lease renewed again; floating IPs return after one lease period")
                     asyncio.get_running_loop().call_later(self.clock.duration, self.wake.set)
             except Exception as e:
+                metrics.API_ERRORS.labels("lease").inc()
                 log.warning("cannot renew lease", extra={"error": str(e)})
             if not self.fenced and self.clock.must_fence(time.monotonic()):
                 self.fenced = True
                 await self.floating.sync(frozenset())
                 self.plumbed = frozenset()
+                metrics.FENCES.inc()
                 log.warning("lease not renewed in time: floating IPs dropped (self-fencing)")
             await asyncio.sleep(max(0.0, 1.0 - (time.monotonic() - started)))
 
@@ -251,6 +271,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--kubeconfig", default=os.environ.get("KUBECONFIG"))
     p.add_argument("--lease-duration", type=float, default=3.0)
     p.add_argument("--status-refresh", type=float, default=60.0)
+    p.add_argument(
+        "--metrics-address",
+        default="127.0.0.1:9091",
+        help="host:port for /metrics and /healthz; empty to disable",
+    )
     args = p.parse_args(argv)
     if args.node_ip is None:
         p.error("--node-ip (or NODE_IP) is required")
@@ -306,11 +331,17 @@ def main(argv: list[str] | None = None) -> int:
         # a restart must not flap sessions (fail static).
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, task.cancel)
+        runner = None
+        if args.metrics_address:
+            host, _, port = args.metrics_address.rpartition(":")
+            runner = await metrics.serve(host, int(port), agent.healthy)
         try:
             with contextlib.suppress(asyncio.CancelledError):
                 await agent.run()
         finally:
             agent.floating.close()
+            if runner is not None:
+                await runner.cleanup()
 
     log.info("agent starting", extra={"node": args.node, "node_ip": str(args.node_ip)})
     asyncio.run(run())

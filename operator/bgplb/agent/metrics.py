@@ -1,0 +1,50 @@
+"""Prometheus metrics and /healthz of the node agent, named bgplb_* in base units."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, generate_latest
+
+SESSIONS = Gauge("bgplb_agent_sessions", "This node's BGP sessions by state.", ["state"])
+PATHS = Gauge("bgplb_agent_paths_advertised", "Paths this node's service speaker advertises.")
+FLOATING_IP_CHANGES = Counter(
+    "bgplb_agent_floating_ip_changes_total",
+    "Floating IPs added to or removed from this node.",
+    ["op"],
+)
+FENCES = Counter(
+    "bgplb_agent_fences_total", "Times the agent dropped its floating IPs (self-fencing)."
+)
+API_ERRORS = Counter(
+    "bgplb_agent_api_errors_total", "Failed calls to the Kubernetes API.", ["call"]
+)
+SPEAKER_ERRORS = Counter("bgplb_agent_speaker_errors_total", "Failed calls to gobgpd.")
+RECONCILED_AT = Gauge(
+    "bgplb_agent_last_reconcile_timestamp_seconds", "When the agent last reconciled."
+)
+
+
+async def serve(host: str, port: int, healthy: Callable[[], bool]) -> web.AppRunner:
+    """/metrics and /healthz (200 while the reconcile loop is alive)."""
+
+    async def metrics(_: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def health(_: web.Request) -> web.Response:
+        ok = healthy()
+        return web.Response(status=200 if ok else 503, text="ok" if ok else "reconcile stalled")
+
+    app = web.Application()
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/healthz", health)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    return runner
+
+
+def mark_reconciled() -> None:
+    RECONCILED_AT.set(time.time())
