@@ -328,3 +328,64 @@ def test_controller_serves_health_and_metrics(env: Env) -> None:
         "bgplb_floating_ip_moves_total",
     ):
         assert name in body, name
+
+
+def test_a_second_replica_waits_then_takes_over(env: Env) -> None:
+    first = env.proc
+    assert first is not None
+    holder = wait_for(
+        "a leader",
+        lambda: env.kube.kubectl(
+            "get", "lease", "bgplb-controller", "-n", NS, "-o", "jsonpath={.spec.holderIdentity}"
+        ),
+    )
+    second_log = env.kube.workdir / "controller-2.log"
+    second = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bgplb.controller",
+            "--kubeconfig",
+            str(env.kube.kubeconfig),
+            "--namespace",
+            NS,
+            "--metrics-port",
+            "0",
+            "--identity",
+            "second",
+            "--health",
+            f"http://127.0.0.1:{free_port()}/healthz",
+        ],
+        stdout=second_log.open("ab"),
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        time.sleep(6)
+        # Only one replica acts: the lease still names the first, the second never led.
+        assert (
+            env.kube.kubectl(
+                "get",
+                "lease",
+                "bgplb-controller",
+                "-n",
+                NS,
+                "-o",
+                "jsonpath={.spec.holderIdentity}",
+            )
+            == holder
+        )
+        assert '"msg": "leading"' not in second_log.read_text()
+        first.kill()  # no graceful release: the second must wait for the lease to lapse
+        first.wait()
+        wait_for(
+            "the second replica to lead",
+            lambda: '"msg": "leading"' in second_log.read_text(),
+            timeout=40,
+        )
+        assert env.kube.kubectl(
+            "get", "lease", "bgplb-controller", "-n", NS, "-o", "jsonpath={.spec.holderIdentity}"
+        ).startswith("second")
+    finally:
+        second.terminate()
+        second.wait(20)
+        env.start_controller()

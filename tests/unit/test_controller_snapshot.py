@@ -1,0 +1,113 @@
+"""The controller's pure translation of cluster objects into a planner snapshot."""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address, IPv4Interface
+
+from bgplb.api import BGPSessionSpec
+from bgplb.controller.diff import diff_objects
+from bgplb.controller.snapshot import ClusterState, endpoint_nodes, snapshot_from
+
+
+def node(name: str, ip: str, **labels: str) -> dict[str, object]:
+    return {
+        "metadata": {"name": name, "labels": labels},
+        "status": {"addresses": [{"type": "InternalIP", "address": ip}]},
+    }
+
+
+def lease(name: str, addresses: str) -> dict[str, object]:
+    return {
+        "metadata": {
+            "name": f"bgplb-node-{name}",
+            "annotations": {"networking.bgplb.io/addresses": addresses},
+        }
+    }
+
+
+def test_nodes_are_live_by_lease_and_carry_its_addresses() -> None:
+    state = ClusterState("kube-system")
+    state.nodes = {"n1": node("n1", "192.0.2.11"), "n2": node("n2", "192.0.2.12")}
+    state.leases = {"bgplb-node-n1": lease("n1", "198.51.100.5/24,192.0.2.11/24")}
+    state.lease_seen = {"bgplb-node-n1": 100.0}
+    snapshot, problems = snapshot_from(state, now=101.0, lease_expiry=3.0)
+    assert problems == []
+    n1, n2 = snapshot.nodes
+    assert n1.ready
+    assert not n2.ready
+    assert n1.addresses == (IPv4Interface("192.0.2.11/24"), IPv4Interface("198.51.100.5/24"))
+    assert n2.addresses == (IPv4Interface("192.0.2.12/32"),)
+    later, _ = snapshot_from(state, now=103.5, lease_expiry=3.0)
+    assert not later.nodes[0].ready
+
+
+def test_services_and_endpoints() -> None:
+    state = ClusterState("kube-system")
+    state.services = {
+        "default/web": {
+            "metadata": {
+                "namespace": "default",
+                "name": "web",
+                "annotations": {"networking.bgplb.io/address-pool": "a"},
+            },
+            "spec": {
+                "type": "LoadBalancer",
+                "externalTrafficPolicy": "Local",
+                "loadBalancerIP": "203.0.113.5",
+            },
+            "status": {"loadBalancer": {"ingress": [{"ip": "203.0.113.5"}]}},
+        },
+    }
+    state.endpoint_slices = {
+        "default/web-abc": {
+            "metadata": {
+                "namespace": "default",
+                "name": "web-abc",
+                "labels": {"kubernetes.io/service-name": "web"},
+            },
+            "endpoints": [
+                {"nodeName": "n1", "conditions": {"ready": True}},
+                {"nodeName": "n2", "conditions": {"ready": False}},
+            ],
+        }
+    }
+    snapshot, _ = snapshot_from(state, now=0.0, lease_expiry=3.0)
+    (svc,) = snapshot.services
+    assert svc.local_traffic
+    assert svc.pool == "a"
+    assert svc.requested_ip == svc.current_ip == IPv4Address("203.0.113.5")
+    assert svc.endpoint_nodes == frozenset({"n1"})
+    assert endpoint_nodes([]) == {}
+
+
+def test_invalid_configuration_is_a_problem_not_a_crash() -> None:
+    state = ClusterState("kube-system")
+    state.load_balancers = {
+        "default": {
+            "kind": "BGPLoadBalancer",
+            "metadata": {"name": "default"},
+            "spec": {"localASN": 0},
+        }
+    }
+    snapshot, problems = snapshot_from(state, now=0.0, lease_expiry=3.0)
+    assert snapshot.load_balancer is None
+    assert "BGPLoadBalancer default is invalid" in problems[0]
+
+
+def test_diff_ignores_server_defaults_and_finds_real_changes() -> None:
+    spec = {
+        "localASN": 65001,
+        "localIP": "192.0.2.100",
+        "nodeName": "n1",
+        "peerASN": 65000,
+        "peerIP": "192.0.2.1",
+    }
+    stored = {
+        "metadata": {"name": "s", "labels": {"a": "b"}},
+        "spec": {**spec, "holdTimeSeconds": 9, "keepaliveTimeSeconds": 3, "type": "Service"},
+    }
+    desired = {"metadata": {"name": "s", "labels": {"a": "b"}}, "spec": spec}
+    assert len(diff_objects([desired], {"s": stored}, BGPSessionSpec)) == 0
+    moved = {"metadata": {"name": "s", "labels": {"a": "b"}}, "spec": {**spec, "nodeName": "n2"}}
+    writes = diff_objects([moved], {"s": stored, "old": stored}, BGPSessionSpec)
+    assert ([o["metadata"]["name"] for o in writes.update], writes.delete) == (["s"], ["old"])
