@@ -163,7 +163,11 @@ def test_kubectl_shows_established_sessions_and_tors_carry_the_vip(lab: Lab) -> 
             return rows
         return None
 
-    rows = wait_for("4 BGPSessions Established", all_established, timeout=90)
+    try:
+        rows = wait_for("4 BGPSessions Established", all_established, timeout=90)
+    except TimeoutError:
+        print(lab.api.kubectl("get", "bgpsessions,ngg,leases", "-o", "wide"))
+        raise
     print("\n" + lab.api.kubectl("get", "bgpsessions"))
     assert " ".join(rows[0]) == "NAME LOCAL ASN PEER ASN LOCAL IP PEER IP STATE LAST REPORT"
     holders = json.loads(lab.api.kubectl("get", "ngg", "default", "-o", "json"))["status"][

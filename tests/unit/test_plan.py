@@ -134,3 +134,15 @@ def test_one_new_service_gets_the_next_free_vip() -> None:
     d = replan_services(before, after, {"default/c"})
     assert d.vips["default/c"] == IPv4Address("203.0.113.12")
     assert d.vips["default/a"] == before.vips["default/a"]
+
+
+def test_nodes_coming_up_one_by_one_end_with_ips_on_distinct_nodes() -> None:
+    first = snapshot(nodes=(node(1), node(2, ready=False), node(3, ready=False)))
+    d = plan(first)
+    assert set(d.floating_ips.holders.values()) == {"node-1"}
+    settled = with_decisions(first, d)
+    later = plan(replace(settled, nodes=(node(1), node(2), node(3))))
+    assert len(set(later.floating_ips.holders.values())) == 2
+    assert sorted(later.sessions) == ["tor-node-1", sorted(later.sessions)[1]]
+    assert len(later.sessions) == 2  # the peer's 2 sessions, now on 2 nodes
+    assert "tor" not in later.session_shortfalls

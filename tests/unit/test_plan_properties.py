@@ -130,9 +130,22 @@ def test_current_holder_is_kept_while_eligible(s: Snapshot, other: Snapshot) -> 
         return
     eligible = _eligible(s)
     holders = plan(replace(s, floating_ip_holders=other.floating_ip_holders)).floating_ips.holders
+    load = Counter(holders.values())
     for ip, node in other.floating_ip_holders.items():
-        if ip in eligible and node in eligible[ip]:
-            assert holders[ip] == node
+        if ip in eligible and node in eligible[ip] and holders[ip] != node:
+            # Only redundancy moves a kept IP: to a node that holds nothing else.
+            assert load[holders[ip]] == 1
+
+
+@given(snapshots())
+def test_no_node_hoards_ips_while_an_eligible_node_has_none(s: Snapshot) -> None:
+    if not s.gateway:
+        return
+    holders = plan(s).floating_ips.holders
+    load = Counter(holders.values())
+    for ip, node in holders.items():
+        if load[node] >= 2:
+            assert all(load[m] > 0 for m in _eligible(s)[ip]), (ip, node, load)
 
 
 # --- sessions -------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 
@@ -22,11 +23,15 @@ def place_floating_ips(
     floating_ips: Iterable[IPv4Address],
     nodes: Iterable[Node],
     current: Mapping[IPv4Address, str],
+    in_use: AbstractSet[IPv4Address] = frozenset(),
 ) -> Placement:
     """Keep every IP where it is while its holder stays eligible; spread the rest.
 
-    Balance never moves an IP whose holder is still eligible: a move restarts that
-    address's BGP sessions, which costs more than an uneven spread.
+    Balance alone never moves an IP whose holder is still eligible: a move restarts
+    that address's BGP sessions. Redundancy does: a node holding two or more IPs
+    while a node that could take one holds none puts every session on one machine
+    (it happens when nodes come up one by one), so one IP moves over — an idle one
+    (`in_use` lists those sessions start from) when there is one.
     """
     node_list = sorted(nodes, key=lambda n: n.name)
     owner_of_address = {a.ip: n.name for n in node_list for a in n.addresses}
@@ -59,6 +64,19 @@ def place_floating_ips(
         # Most constrained first, so a flexible IP does not take the only node another could use.
         holders[ip] = min(eligible[ip], key=lambda n: (load[n], n))
         load[holders[ip]] += 1
+
+    moved = True
+    while moved:
+        moved = False
+        for ip in sorted(holders, key=lambda ip: (ip in in_use, ip)):
+            here = holders[ip]
+            empty = sorted(n for n in eligible[ip] if load[n] == 0)
+            if load[here] >= 2 and empty:
+                holders[ip] = empty[0]
+                load[here] -= 1
+                load[empty[0]] += 1
+                moved = True
+                break
 
     # Greedy order can still leave a newly placed IP on a node two above an
     # alternative; move such IPs until none can improve. The sum of squared loads

@@ -59,7 +59,10 @@ def plan(snapshot: Snapshot) -> DesiredState:
     floating_ips = snapshot.gateway.floating_ips if snapshot.gateway else []
     if snapshot.gateway is None:
         problems.append("NetworkGatewayGroup 'default' not found: no service sessions")
-    placement = place_floating_ips(floating_ips, snapshot.nodes, snapshot.floating_ip_holders)
+    in_use = frozenset().union(*snapshot.session_floating_ips.values())
+    placement = place_floating_ips(
+        floating_ips, snapshot.nodes, snapshot.floating_ip_holders, in_use
+    )
 
     peers = data_plane_peers(lb, snapshot.peers, len(set(floating_ips)))
     if not peers:
