@@ -16,7 +16,9 @@ import datetime as dt
 import logging
 import os
 import signal
+import ssl
 import time
+import urllib.request
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
@@ -29,7 +31,14 @@ from bgplb.agent import metrics
 from bgplb.agent.desired import NodeDesired, node_desired
 from bgplb.agent.floating import NetlinkThread
 from bgplb.agent.lease import FenceClock, LeaseKeeper
-from bgplb.agent.source import FileSource, Inputs, KubeSource, Source
+from bgplb.agent.source import (
+    FileSource,
+    Inputs,
+    KubeSource,
+    Source,
+    load_inputs,
+    save_inputs,
+)
 from bgplb.agent.speaker.gobgp import GoBGPSpeaker
 from bgplb.agent.speaker.model import PeerStatus
 from bgplb.agent.status import (
@@ -65,19 +74,44 @@ class Agent:
     recovered_at: float = 0.0
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     reconciled_at: float = field(default_factory=time.monotonic)
+    last_inputs: Inputs | None = None
+    state_file: Path | None = None
+    readyz_url: str | None = None
+    """The local kube-apiserver's /readyz: the control-plane VIP is advertised from
+    this node only while it answers 200."""
+    control_plane_ready: bool = False
 
     def healthy(self) -> bool:
         return time.monotonic() - self.reconciled_at < 6 * self.resync_seconds
 
     # --- reconcile -------------------------------------------------------------
 
-    async def reconcile(self) -> None:
+    async def _inputs(self) -> Inputs | None:
+        """Fresh inputs; else the last good ones (in memory, then on disk): fail static."""
         try:
             inputs: Inputs = await asyncio.to_thread(self.source.read)
-        except Exception as e:  # fail static: keep what is applied
-            log.warning(
-                "cannot read desired state; keeping what is applied", extra={"error": str(e)}
-            )
+        except Exception as e:
+            metrics.API_ERRORS.labels("read").inc()
+            if self.last_inputs is None and self.state_file and self.state_file.exists():
+                self.last_inputs = await asyncio.to_thread(load_inputs, self.state_file)
+                log.warning(
+                    "API unreachable; using the desired state saved on this node",
+                    extra={"error": str(e), "file": str(self.state_file)},
+                )
+            else:
+                log.warning(
+                    "cannot read desired state; keeping the last known", extra={"error": str(e)}
+                )
+            return self.last_inputs
+        if inputs != self.last_inputs and self.state_file is not None:
+            await asyncio.to_thread(save_inputs, self.state_file, inputs)
+        self.last_inputs = inputs
+        return inputs
+
+    async def reconcile(self) -> None:
+        inputs = await self._inputs()
+        if inputs is None:
+            self.reconciled_at = time.monotonic()  # alive; nothing known to act on yet
             return
         desired = node_desired(
             self.node,
@@ -86,7 +120,7 @@ class Agent:
             routes=inputs.routes,
             floating_ips=(ip for ip, holder in inputs.floating_ips.items() if holder == self.node),
             passwords=inputs.passwords,
-            control_plane_vip_ready=False,
+            control_plane_vip_ready=self.control_plane_ready,
         )
         self.desired = desired
         ips = desired.floating_ips if self._may_plumb() else frozenset()
@@ -224,6 +258,30 @@ class Agent:
                 log.warning("lease not renewed in time: floating IPs dropped (self-fencing)")
             await asyncio.sleep(max(0.0, 1.0 - (time.monotonic() - started)))
 
+    async def readyz_loop(self) -> None:
+        assert self.readyz_url is not None
+        context = ssl.create_default_context()
+        # A liveness probe of this node's own API server, as the kubelet's probes do:
+        # its certificate names the VIP and node, and only the answer matters here.
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        url = self.readyz_url
+
+        def probe() -> bool:
+            try:
+                with urllib.request.urlopen(url, timeout=0.5, context=context) as r:
+                    return bool(r.status == 200)
+            except OSError:
+                return False
+
+        while True:
+            ready = await asyncio.to_thread(probe)
+            if ready != self.control_plane_ready:
+                self.control_plane_ready = ready
+                log.info("local API server readiness", extra={"ready": ready})
+                self.wake.set()
+            await asyncio.sleep(0.5)
+
     async def refresh_loop(self) -> None:
         while True:
             await asyncio.sleep(max(1.0, self.reporter.refresh_seconds / 4))
@@ -241,6 +299,8 @@ class Agent:
             loops.append(lambda: self.watch_loop(cp))
         if self.lease is not None:
             loops.append(self.lease_loop)
+        if self.readyz_url is not None:
+            loops.append(self.readyz_loop)
         self.wake.set()
         async with asyncio.TaskGroup() as group:
             for loop in loops:
@@ -271,6 +331,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--kubeconfig", default=os.environ.get("KUBECONFIG"))
     p.add_argument("--lease-duration", type=float, default=3.0)
     p.add_argument("--status-refresh", type=float, default=60.0)
+    p.add_argument(
+        "--apiserver-readyz",
+        default=None,
+        help="this node's kube-apiserver /readyz URL (control-plane nodes)",
+    )
+    p.add_argument(
+        "--state-file",
+        type=Path,
+        default=None,
+        help="keep the last desired state here, for starts without the API",
+    )
     p.add_argument(
         "--metrics-address",
         default="127.0.0.1:9091",
@@ -314,6 +385,8 @@ def build(args: argparse.Namespace) -> Agent:
         lease=lease,
         clock=clock,
         reporter=Reporter(refresh_seconds=args.status_refresh),
+        state_file=args.state_file,
+        readyz_url=args.apiserver_readyz,
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
@@ -129,3 +130,31 @@ class KubeSource:
         while True:
             await asyncio.sleep(self.poll_seconds)
             yield None
+
+
+def save_inputs(path: Path, inputs: Inputs) -> None:
+    """The last inputs read from the API, kept on the node's disk (0600: it holds
+    session passwords) so the agent can start and serve the control-plane VIP while
+    the API server is unreachable."""
+    data = {
+        "sessions": {
+            k: v.model_dump(mode="json", by_alias=True) for k, v in inputs.sessions.items()
+        },
+        "routes": [r.model_dump(mode="json", by_alias=True) for r in inputs.routes],
+        "floatingIPs": {str(k): v for k, v in inputs.floating_ips.items()},
+        "passwords": [[name, key, value] for (name, key), value in inputs.passwords.items()],
+    }
+    tmp = path.with_suffix(".tmp")
+    tmp.touch(mode=0o600)
+    tmp.write_text(json.dumps(data, sort_keys=True))
+    tmp.replace(path)
+
+
+def load_inputs(path: Path) -> Inputs:
+    data = json.loads(path.read_text())
+    return Inputs(
+        sessions={k: BGPSessionSpec.model_validate(v) for k, v in data["sessions"].items()},
+        routes=tuple(BGPAdvertisedRouteSpec.model_validate(r) for r in data["routes"]),
+        floating_ips={IPv4Address(k): v for k, v in data["floatingIPs"].items()},
+        passwords={(name, key): value for name, key, value in data["passwords"]},
+    )

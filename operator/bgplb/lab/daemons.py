@@ -76,7 +76,7 @@ class GoBGPd:
 
     @property
     def socket(self) -> Path:
-        return self.workdir / f"gobgpd-{self.host.name}.sock"
+        return self.workdir / f"gobgpd-{self.host.name}-{self.port}.sock"
 
     @property
     def target(self) -> str:
@@ -94,7 +94,7 @@ class GoBGPd:
                 "info",
                 "--log-plain",
             ],
-            self.workdir / f"gobgpd-{self.host.name}.log",
+            self.workdir / f"gobgpd-{self.host.name}-{self.port}.log",
         )
         wait_for(f"gobgpd on {self.host.name}", self.socket.exists, timeout=10)
         return self

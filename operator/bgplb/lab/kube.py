@@ -273,11 +273,19 @@ class KubeAPI:
             raise RuntimeError(f"kubectl {' '.join(args)}: {done.stderr.strip()}")
         return done.stdout + (done.stderr if not check else "")
 
-    def stop_apiserver(self) -> None:
-        """Stop only kube-apiserver (etcd keeps the data) — to test API outages."""
+    def stop_apiserver(self, *, crash: bool = False) -> None:
+        """Stop only kube-apiserver (etcd keeps the data) — to test API outages.
+        `crash`: SIGKILL, as a failing server gives no notice."""
         proc = self.procs.pop()
-        proc.terminate()
-        proc.wait(10)
+        if crash:
+            proc.kill()
+        else:
+            proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:  # a graceful shutdown can take its time
+            proc.kill()
+            proc.wait()
 
     def stop(self) -> None:
         for proc in reversed(self.procs):

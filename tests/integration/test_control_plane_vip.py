@@ -1,0 +1,179 @@
+"""The control-plane VIP: advertised by a control-plane node's agent, from its own
+IP, in sessions of their own, only while its local kube-apiserver is ready."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from ipaddress import IPv4Network
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bgplb.lab.daemons import FRR, GoBGPd, wait_for
+from bgplb.lab.kube import KubeAPI, free_port
+from bgplb.lab.netns import segment
+
+NS = "kube-system"
+CP_VIP = "198.51.100.10/32"
+CONFIG = [
+    {
+        "apiVersion": "networking.bgplb.io/v1",
+        "kind": "BGPLoadBalancer",
+        "metadata": {"name": "default", "namespace": NS},
+        "spec": {
+            "localASN": 65001,
+            "controlPlane": {
+                "vip": "198.51.100.10",
+                "port": 6443,
+                "peers": [{"ip": "192.0.2.1", "asn": 65000}],
+            },
+        },
+    },
+    {
+        "apiVersion": "networking.bgplb.io/v1",
+        "kind": "NetworkGatewayGroup",
+        "metadata": {"name": "default", "namespace": NS},
+        "spec": {"floatingIPs": ["192.0.2.100"]},
+    },
+]
+
+
+@dataclass
+class Env:
+    api: KubeAPI
+    frr: FRR
+    workdir: Path
+
+
+@pytest.fixture(scope="module")
+def env() -> Iterator[Env]:
+    work = Path(tempfile.mkdtemp(prefix="bgplb-test-"))
+    work.chmod(0o755)
+    procs: list[subprocess.Popen[bytes]] = []
+    with segment(f"bc{os.getpid() % 10000}-") as seg:
+        frr = FRR(
+            seg.add_host("tor", "192.0.2.1/24"), work, 65000, IPv4Network("192.0.2.0/24"), 65001
+        ).start()
+        cp1 = seg.add_host("cp1", "192.0.2.11/24")
+        api = KubeAPI(work / "kube", host="192.0.2.11", port=free_port(), netns=cp1.netns)
+        try:
+            api.start()
+            api.kubectl("apply", "--server-side", "-f", "crds/")
+            api.kubectl("wait", "--for=condition=Established", "crd", "--all")
+            node = {
+                "apiVersion": "v1",
+                "kind": "Node",
+                "metadata": {
+                    "name": "cp1",
+                    "labels": {"node-role.kubernetes.io/control-plane": ""},
+                },
+            }
+            api.kubectl("apply", "-f", "-", stdin=json.dumps(node))
+            api.kubectl(
+                "patch",
+                "node",
+                "cp1",
+                "--subresource=status",
+                "--type=merge",
+                "-p",
+                json.dumps(
+                    {"status": {"addresses": [{"type": "InternalIP", "address": "192.0.2.11"}]}}
+                ),
+            )
+            api.kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(CONFIG))
+            procs.append(
+                cp1.popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "bgplb.controller",
+                        "--kubeconfig",
+                        str(api.kubeconfig),
+                        "--namespace",
+                        NS,
+                        "--metrics-port",
+                        "0",
+                        "--health",
+                        f"http://127.0.0.1:{free_port()}/healthz",
+                    ],
+                    work / "controller.log",
+                )
+            )
+            GoBGPd(cp1, work, port=50051).start()
+            GoBGPd(cp1, work, port=50052).start()
+            procs.append(
+                cp1.popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "bgplb.agent",
+                        "--node",
+                        "cp1",
+                        "--node-ip",
+                        "192.0.2.11",
+                        "--kubeconfig",
+                        str(api.kubeconfig),
+                        "--namespace",
+                        NS,
+                        "--control-plane-speaker",
+                        "127.0.0.1:50052",
+                        "--apiserver-readyz",
+                        f"{api.url}/readyz",
+                        "--state-file",
+                        str(work / "agent-state.json"),
+                    ],
+                    work / "agent-cp1.log",
+                )
+            )
+            yield Env(api, frr, work)
+        finally:
+            for proc in procs:
+                proc.send_signal(signal.SIGTERM)
+            for proc in procs:
+                try:
+                    proc.wait(20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+            frr.stop()
+            api.stop()
+            if os.environ.get("BGPLB_KEEP_LOGS") is None:
+                shutil.rmtree(work, ignore_errors=True)
+
+
+def test_vip_follows_the_local_api_server(env: Env) -> None:
+    # The control-plane session is named <peerIP>-<node>, as in the seed.
+    wait_for(
+        "the control-plane session object",
+        lambda: "192.0.2.1-cp1" in env.api.kubectl("get", "bgpsessions"),
+        timeout=60,
+    )
+    wait_for("session from the node IP", lambda: "192.0.2.11" in env.frr.established(), timeout=60)
+    wait_for("the VIP via this node", lambda: env.frr.next_hops(CP_VIP) == {"192.0.2.11"})
+
+    stopped = time.monotonic()
+    env.api.stop_apiserver(crash=True)
+    wait_for("the VIP withdrawn", lambda: not env.frr.next_hops(CP_VIP), timeout=15, every=0.05)
+    took = time.monotonic() - stopped
+    print(f"API server stopped → control-plane VIP withdrawn in {took:.2f}s")
+    # The session itself stays up: only the route follows the API server.
+    assert "192.0.2.11" in env.frr.established()
+    assert took < 5, "withdrawn by the readiness probe, not by a session timing out"
+
+    env.api.start_apiserver()
+    wait_for("the VIP back", lambda: env.frr.next_hops(CP_VIP) == {"192.0.2.11"}, timeout=30)
+
+
+def test_state_file_keeps_the_configuration_for_starts_without_the_api(env: Env) -> None:
+    state = json.loads((env.workdir / "agent-state.json").read_text())
+    assert "192.0.2.1-cp1" in state["sessions"]
+    assert oct((env.workdir / "agent-state.json").stat().st_mode & 0o777) == "0o600"
