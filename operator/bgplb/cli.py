@@ -52,6 +52,14 @@ def _validate(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _advertise(args: argparse.Namespace) -> int:
+    from bgplb.advertise import run
+    from bgplb.logs import setup_logging
+
+    setup_logging()
+    return run(args.config, args.advertise_ip, args.health_port)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bgplb", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -61,6 +69,13 @@ def main(argv: list[str] | None = None) -> int:
     val = sub.add_parser("validate", help="check manifests as the admission webhook will")
     val.add_argument("files", nargs="+")
     val.set_defaults(func=_validate)
+    adv = sub.add_parser(
+        "advertise", help="advertise a VIP to peers by hand (the seed's bgpadvertiser)"
+    )
+    adv.add_argument("--config", required=True, type=Path, help="localIP, localASN, peers[]")
+    adv.add_argument("--advertise-ip", required=True, help="the VIP to advertise")
+    adv.add_argument("--health-port", type=int, default=8080)
+    adv.set_defaults(func=_advertise)
     args = parser.parse_args(argv)
     result: int = args.func(args)
     return result

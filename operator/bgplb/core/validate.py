@@ -44,14 +44,14 @@ class InvalidObjectError(ValueError):
         super().__init__("; ".join(map(str, self.errors)))
 
 
-def _path(loc: Iterable[int | str]) -> str:
+def field_path(loc: Iterable[int | str]) -> str:
     out = ""
     for part in loc:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out
 
 
-def _reason(error: Mapping[str, Any]) -> str:
+def error_reason(error: Mapping[str, Any]) -> str:
     if error["type"] == "extra_forbidden":
         return "unknown field"
     if error["type"] == "missing":
@@ -71,7 +71,7 @@ def parse(obj: Mapping[str, Any]) -> tuple[Resource | None, list[FieldError]]:
     try:
         return cls.model_validate(obj), []
     except ValidationError as e:
-        return None, [FieldError(_path(err["loc"]), _reason(err)) for err in e.errors()]
+        return None, [FieldError(field_path(err["loc"]), error_reason(err)) for err in e.errors()]
 
 
 def _duplicates(items: Sequence[Any], path: str, what: str = "duplicate of") -> list[FieldError]:
