@@ -91,7 +91,8 @@ def test_advertise_until_ctrl_c_then_clean_up(net: tuple[FRR, Host, Path]) -> No
             "peers: List should have at least 1",
         ),
         (
-            "localIP: 2001:db8::1\nlocalASN: 65001\npeers:\n- peerIP: 192.0.2.1\n  peerASN: 65000\n",
+            "localIP: 2001:db8::1\nlocalASN: 65001\n"
+            "peers:\n- peerIP: 192.0.2.1\n  peerASN: 65000\n",
             "localIP: IPv6 is not supported yet",
         ),
         (
