@@ -8,7 +8,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -68,44 +67,12 @@ def env() -> Iterator[Env]:
         api = KubeAPI(work / "kube", host="192.0.2.11", port=free_port(), netns=cp1.netns)
         try:
             api.start()
-            api.kubectl("apply", "--server-side", "-f", "crds/")
-            api.kubectl("wait", "--for=condition=Established", "crd", "--all")
-            node = {
-                "apiVersion": "v1",
-                "kind": "Node",
-                "metadata": {
-                    "name": "cp1",
-                    "labels": {"node-role.kubernetes.io/control-plane": ""},
-                },
-            }
-            api.kubectl("apply", "-f", "-", stdin=json.dumps(node))
-            api.kubectl(
-                "patch",
-                "node",
-                "cp1",
-                "--subresource=status",
-                "--type=merge",
-                "-p",
-                json.dumps(
-                    {"status": {"addresses": [{"type": "InternalIP", "address": "192.0.2.11"}]}}
-                ),
-            )
+            api.install_crds()
+            api.add_node("cp1", "192.0.2.11", {"node-role.kubernetes.io/control-plane": ""})
             api.kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(CONFIG))
             procs.append(
                 cp1.popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "bgplb.controller",
-                        "--kubeconfig",
-                        str(api.kubeconfig),
-                        "--namespace",
-                        NS,
-                        "--metrics-port",
-                        "0",
-                        "--health",
-                        f"http://127.0.0.1:{free_port()}/healthz",
-                    ],
+                    api.controller_command(NS),
                     work / "controller.log",
                 )
             )
@@ -113,25 +80,17 @@ def env() -> Iterator[Env]:
             GoBGPd(cp1, work, port=50052).start()
             procs.append(
                 cp1.popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "bgplb.agent",
-                        "--node",
-                        "cp1",
-                        "--node-ip",
-                        "192.0.2.11",
-                        "--kubeconfig",
-                        str(api.kubeconfig),
-                        "--namespace",
+                    api.agent_command(
                         NS,
+                        "cp1",
+                        "192.0.2.11",
                         "--control-plane-speaker",
                         "127.0.0.1:50052",
                         "--apiserver-readyz",
                         f"{api.url}/readyz",
                         "--state-file",
                         str(work / "agent-state.json"),
-                    ],
+                    ),
                     work / "agent-cp1.log",
                 )
             )

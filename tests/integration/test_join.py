@@ -10,7 +10,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -86,36 +85,13 @@ def lab() -> Iterator[Lab]:
         api = KubeAPI(work / "kube", host="192.0.2.250", port=free_port(), netns=cp.netns)
         try:
             api.start()
-            api.kubectl("apply", "--server-side", "-f", "crds/")
-            api.kubectl("wait", "--for=condition=Established", "crd", "--all")
+            api.install_crds()
             for name, ip in NODES.items():
-                node = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}}
-                api.kubectl("apply", "-f", "-", stdin=json.dumps(node))
-                api.kubectl(
-                    "patch",
-                    "node",
-                    name,
-                    "--subresource=status",
-                    "--type=merge",
-                    "-p",
-                    json.dumps({"status": {"addresses": [{"type": "InternalIP", "address": ip}]}}),
-                )
+                api.add_node(name, ip)
             api.kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(CONFIG))
             procs.append(
                 cp.popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "bgplb.controller",
-                        "--kubeconfig",
-                        str(api.kubeconfig),
-                        "--namespace",
-                        NS,
-                        "--metrics-port",
-                        "0",
-                        "--health",
-                        f"http://127.0.0.1:{free_port()}/healthz",
-                    ],
+                    api.controller_command(NS),
                     work / "controller.log",
                 )
             )
@@ -124,19 +100,7 @@ def lab() -> Iterator[Lab]:
                 GoBGPd(host, work).start()
                 procs.append(
                     host.popen(
-                        [
-                            sys.executable,
-                            "-m",
-                            "bgplb.agent",
-                            "--node",
-                            name,
-                            "--node-ip",
-                            ip,
-                            "--kubeconfig",
-                            str(api.kubeconfig),
-                            "--namespace",
-                            NS,
-                        ],
+                        api.agent_command(NS, name, ip),
                         work / f"agent-{name}.log",
                     )
                 )

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import json
 import os
 import shutil
 import socket
 import ssl
 import subprocess
+import sys
 import tempfile
 import urllib.request
 from dataclasses import dataclass, field
@@ -272,6 +274,57 @@ class KubeAPI:
         if check and done.returncode != 0:
             raise RuntimeError(f"kubectl {' '.join(args)}: {done.stderr.strip()}")
         return done.stdout + (done.stderr if not check else "")
+
+    def install_crds(self) -> None:
+        self.kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
+        self.kubectl("wait", "--for=condition=Established", "crd", "--all")
+
+    def add_node(self, name: str, ip: str, labels: dict[str, str] | None = None) -> None:
+        """A Node object as a kubelet would register it (there is no kubelet here)."""
+        node = {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {"name": name, "labels": labels or {}},
+        }
+        self.kubectl("apply", "-f", "-", stdin=json.dumps(node))
+        status = {"status": {"addresses": [{"type": "InternalIP", "address": ip}]}}
+        self.kubectl(
+            "patch", "node", name, "--subresource=status", "--type=merge", "-p", json.dumps(status)
+        )
+
+    def controller_command(self, namespace: str, *extra: str) -> list[str]:
+        """`bgplb-controller` against this API server."""
+        return [
+            sys.executable,
+            "-m",
+            "bgplb.controller",
+            "--kubeconfig",
+            str(self.kubeconfig),
+            "--namespace",
+            namespace,
+            "--metrics-port",
+            "0",
+            "--health",
+            f"http://127.0.0.1:{free_port()}/healthz",
+            *extra,
+        ]
+
+    def agent_command(self, namespace: str, node: str, ip: str, *extra: str) -> list[str]:
+        """`bgplb-agent` for one node, reading from and reporting to this API server."""
+        return [
+            sys.executable,
+            "-m",
+            "bgplb.agent",
+            "--node",
+            node,
+            "--node-ip",
+            ip,
+            "--kubeconfig",
+            str(self.kubeconfig),
+            "--namespace",
+            namespace,
+            *extra,
+        ]
 
     def stop_apiserver(self, *, crash: bool = False) -> None:
         """Stop only kube-apiserver (etcd keeps the data) — to test API outages.
