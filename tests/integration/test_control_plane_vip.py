@@ -20,7 +20,7 @@ import yaml
 
 from bgplb.lab.daemons import FRR, GoBGPd, wait_for
 from bgplb.lab.kube import KubeAPI, free_port
-from bgplb.lab.netns import segment
+from bgplb.lab.netns import Host, segment
 
 NS = "kube-system"
 CP_VIP = "198.51.100.10/32"
@@ -52,6 +52,15 @@ class Env:
     api: KubeAPI
     frr: FRR
     workdir: Path
+    node: Host
+    agent_command: list[str]
+    procs: list[subprocess.Popen[bytes]]
+
+    def restart_agent(self) -> None:
+        agent = self.procs.pop()
+        agent.send_signal(signal.SIGTERM)
+        agent.wait(20)
+        self.procs.append(self.node.popen(self.agent_command, self.workdir / "agent-cp1.log"))
 
 
 @pytest.fixture(scope="module")
@@ -78,23 +87,19 @@ def env() -> Iterator[Env]:
             )
             GoBGPd(cp1, work, port=50051).start()
             GoBGPd(cp1, work, port=50052).start()
-            procs.append(
-                cp1.popen(
-                    api.agent_command(
-                        NS,
-                        "cp1",
-                        "192.0.2.11",
-                        "--control-plane-speaker",
-                        "127.0.0.1:50052",
-                        "--apiserver-readyz",
-                        f"{api.url}/readyz",
-                        "--state-file",
-                        str(work / "agent-state.json"),
-                    ),
-                    work / "agent-cp1.log",
-                )
+            agent = api.agent_command(
+                NS,
+                "cp1",
+                "192.0.2.11",
+                "--control-plane-speaker",
+                "127.0.0.1:50052",
+                "--apiserver-readyz",
+                f"{api.url}/readyz",
+                "--state-file",
+                str(work / "agent-state.json"),
             )
-            yield Env(api, frr, work)
+            procs.append(cp1.popen(agent, work / "agent-cp1.log"))
+            yield Env(api, frr, work, cp1, agent, procs)
         finally:
             for proc in procs:
                 proc.send_signal(signal.SIGTERM)
@@ -136,3 +141,19 @@ def test_state_file_keeps_the_configuration_for_starts_without_the_api(env: Env)
     state = json.loads((env.workdir / "agent-state.json").read_text())
     assert "192.0.2.1-cp1" in state["sessions"]
     assert oct((env.workdir / "agent-state.json").stat().st_mode & 0o777) == "0o600"
+
+
+def test_agent_restarted_without_the_api_serves_from_its_state_file(env: Env) -> None:
+    wait_for("the VIP", lambda: env.frr.next_hops(CP_VIP) == {"192.0.2.11"}, timeout=30)
+    env.api.stop_apiserver(crash=True)
+    wait_for("the VIP withdrawn", lambda: not env.frr.next_hops(CP_VIP), timeout=10)
+    env.restart_agent()  # it cannot read the API: only its state file knows the sessions
+    log = env.workdir / "agent-cp1.log"
+    wait_for(
+        "the agent to use its state file",
+        lambda: "using the desired state saved on this node" in log.read_text(),
+        timeout=20,
+    )
+    assert "192.0.2.11" in env.frr.established()  # the control-plane session never dropped
+    env.api.start_apiserver()
+    wait_for("the VIP back", lambda: env.frr.next_hops(CP_VIP) == {"192.0.2.11"}, timeout=30)
