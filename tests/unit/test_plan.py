@@ -143,6 +143,7 @@ def test_nodes_coming_up_one_by_one_end_with_ips_on_distinct_nodes() -> None:
     settled = with_decisions(first, d)
     later = plan(replace(settled, nodes=(node(1), node(2), node(3))))
     assert len(set(later.floating_ips.holders.values())) == 2
-    assert sorted(later.sessions) == ["tor-node-1", sorted(later.sessions)[1]]
-    assert len(later.sessions) == 2  # the peer's 2 sessions, now on 2 nodes
+    # The peer's two sessions, now on two nodes; the one on node-1 never moved.
+    assert "tor-node-1" in later.sessions
+    assert len({s.node_name for s in later.sessions.values()}) == 2
     assert "tor" not in later.session_shortfalls
