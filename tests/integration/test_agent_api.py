@@ -172,7 +172,19 @@ def test_session_from_api_reaches_established_and_status_is_written(env: Env) ->
 
 def test_identical_status_is_not_rewritten(env: Env) -> None:
     wait_for("status", lambda: "Established" in env.api.kubectl("get", "bgpsessions"))
-    time.sleep(4)  # the prefix counters settle a moment after Established (a real change)
+    # The prefix counters settle a moment after Established (FRR sends the VIP back):
+    # a real change, reported at the next resync. Wait for it, then expect silence.
+    wait_for(
+        "counters settled",
+        lambda: (
+            json.loads(env.api.kubectl("get", "bgpsession", "tor-n1", "-o", "json"))["status"][
+                "receivedPrefixes"
+            ]
+            >= 1
+        ),
+        timeout=15,
+    )
+    time.sleep(1)
     version = env.api.kubectl(
         "get", "bgpsession", "tor-n1", "-o", "jsonpath={.metadata.resourceVersion}"
     )
@@ -186,7 +198,7 @@ def test_identical_status_is_not_rewritten(env: Env) -> None:
 def test_agent_fences_its_floating_ips_when_the_api_goes_away(env: Env) -> None:
     wait_for("floating IP on n1", lambda: "192.0.2.100" in _addresses(env.node))
     stopped = time.monotonic()
-    env.api.stop_apiserver()
+    env.api.stop_apiserver(crash=True)
     wait_for("self-fencing", lambda: "192.0.2.100" not in _addresses(env.node), timeout=10)
     took = time.monotonic() - stopped
     print(f"floating IP dropped {took:.1f}s after the API server stopped (lease 3s)")

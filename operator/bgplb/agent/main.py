@@ -361,7 +361,7 @@ def build(args: argparse.Namespace) -> Agent:
     source: Source = (
         FileSource(args.desired_file)
         if args.desired_file
-        else KubeSource(api, core, args.namespace)
+        else KubeSource(api, core, args.namespace, args.node)
     )
     writer: StatusWriter = (
         FileStatusWriter(args.status_file)

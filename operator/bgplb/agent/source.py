@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
+import threading
+import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
@@ -23,6 +26,9 @@ from bgplb.api import (
     BGPSessionSpec,
     NetworkGatewayGroup,
 )
+from bgplb.core.objects import NODE_LABEL
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -94,28 +100,35 @@ class FileSource:
 
 @dataclass
 class KubeSource:
-    """The node's view from the API: sessions, routes, the gateway group, passwords."""
+    """The node's view from the API, kept by LIST + WATCH: its own BGPSessions (by the
+    node label the controller sets), every BGPAdvertisedRoute, the gateway group;
+    password Secrets are read when referenced."""
 
     api: Any
     """kubernetes.client.CustomObjectsApi"""
     core: Any
     """kubernetes.client.CoreV1Api"""
     namespace: str
-    poll_seconds: float = 1.0
+    node: str
+    _cache: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _queue: asyncio.Queue[None] | None = None
+    _loop: asyncio.AbstractEventLoop | None = None
 
-    def _list(self, plural: str) -> list[dict[str, Any]]:
-        reply = self.api.list_namespaced_custom_object(
-            GROUP, VERSION, self.namespace, plural, _request_timeout=5
-        )
-        items: list[dict[str, Any]] = reply["items"]
-        return items
+    def _selectors(self) -> dict[str, str]:
+        return {
+            "bgpsessions": f"{NODE_LABEL}={self.node}",
+            "bgpadvertisedroutes": "",
+            "networkgatewaygroups": "",
+        }
 
     def read(self) -> Inputs:
-        objects: list[Mapping[str, Any]] = [
-            *self._list("bgpsessions"),
-            *self._list("bgpadvertisedroutes"),
-            *self._list("networkgatewaygroups"),
-        ]
+        with self._lock:
+            if set(self._cache) != set(self._selectors()):
+                raise RuntimeError("the API has not been read yet")
+            objects: list[Mapping[str, Any]] = [
+                obj for items in self._cache.values() for obj in items.values()
+            ]
         refs = {
             s["spec"]["passwordSecretRef"]["name"]
             for s in objects
@@ -126,9 +139,70 @@ class KubeSource:
             objects.append({"kind": "Secret", "metadata": {"name": name}, "data": secret.data})
         return inputs_from(objects)
 
-    async def changes(self) -> AsyncIterator[None]:
+    def _notify(self) -> None:
+        if self._loop is not None and self._queue is not None:
+            self._loop.call_soon_threadsafe(self._queue.put_nowait, None)
+
+    def _follow(self, plural: str, selector: str) -> None:
+        """LIST, then WATCH from there; LIST again only when the watch cannot resume."""
+        from kubernetes import watch
+
+        version = None
         while True:
-            await asyncio.sleep(self.poll_seconds)
+            try:
+                if version is None:
+                    reply = self.api.list_namespaced_custom_object(
+                        GROUP,
+                        VERSION,
+                        self.namespace,
+                        plural,
+                        label_selector=selector,
+                        _request_timeout=10,
+                    )
+                    with self._lock:
+                        self._cache[plural] = {o["metadata"]["name"]: o for o in reply["items"]}
+                    version = reply["metadata"]["resourceVersion"]
+                    self._notify()
+                stream = watch.Watch().stream(
+                    self.api.list_namespaced_custom_object,
+                    GROUP,
+                    VERSION,
+                    self.namespace,
+                    plural,
+                    label_selector=selector,
+                    resource_version=version,
+                    timeout_seconds=300,
+                    _request_timeout=330,
+                )
+                for event in stream:
+                    obj = event["object"]
+                    if event["type"] == "ERROR":  # e.g. 410 Gone: the version is too old
+                        version = None
+                        break
+                    version = obj["metadata"]["resourceVersion"]
+                    with self._lock:
+                        items = self._cache.setdefault(plural, {})
+                        if event["type"] == "DELETED":
+                            items.pop(obj["metadata"]["name"], None)
+                        else:
+                            items[obj["metadata"]["name"]] = obj
+                    self._notify()
+            except Exception as e:
+                log.warning("watch broken; retrying", extra={"resource": plural, "error": str(e)})
+                version = None
+                time.sleep(1)
+
+    async def changes(self) -> AsyncIterator[None]:
+        self._loop = asyncio.get_running_loop()
+        self._queue = asyncio.Queue()
+        for plural, selector in self._selectors().items():
+            threading.Thread(
+                target=self._follow, args=(plural, selector), daemon=True, name=f"watch-{plural}"
+            ).start()
+        while True:
+            await self._queue.get()
+            while not self._queue.empty():  # a burst of events is one change
+                self._queue.get_nowait()
             yield None
 
 
