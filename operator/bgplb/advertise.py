@@ -13,9 +13,11 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import shutil
 import signal
 import subprocess
 import tempfile
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import yaml
@@ -90,56 +92,59 @@ async def _health(states: dict[ipaddress.IPv4Address, str], port: int) -> web.Ap
     return runner
 
 
-async def advertise(config: AdvertiserConfig, vip: ipaddress.IPv4Address, health_port: int) -> None:
-    workdir = Path(tempfile.mkdtemp(prefix="bgplb-advertise-"))
-    socket_path = workdir / "gobgpd.sock"
+@contextlib.asynccontextmanager
+async def local_gobgpd(log_level: str = "warn") -> AsyncIterator[tuple[GoBGPSpeaker, Path]]:
+    """A gobgpd of our own (gRPC on a private unix socket), stopped on exit."""
+    workdir = Path(tempfile.mkdtemp(prefix="bgplb-gobgpd-"))
+    socket_path, log_path = workdir / "gobgpd.sock", workdir / "gobgpd.log"
     gobgpd = subprocess.Popen(
-        ["gobgpd", "--api-hosts", f"unix://{socket_path}", "-l", "warn"],
-        stdout=(workdir / "gobgpd.log").open("ab"),
+        ["gobgpd", "--api-hosts", f"unix://{socket_path}", "-l", log_level, "--log-plain"],
+        stdout=log_path.open("ab"),
         stderr=subprocess.STDOUT,
     )
     speaker = None
-    runner = None
     try:
         for _ in range(100):
             if socket_path.exists():
                 break
             await asyncio.sleep(0.05)
         speaker = GoBGPSpeaker(f"unix://{socket_path}")
-        desired = speaker_config(config, vip)
-        states: dict[ipaddress.IPv4Address, str] = dict.fromkeys(desired.peers, "Idle")
-        runner = await _health(states, health_port)
-        log.info("Health status HTTP server started", extra={"address": f"127.0.0.1:{health_port}"})
-        await speaker.apply(desired)
-        log.info(
-            "advertising",
-            extra={
-                "vip": str(vip),
-                "localIP": str(config.local_ip),
-                "peers": [str(p) for p in desired.peers],
-            },
-        )
-
-        async def watch() -> None:
-            async for status in speaker.watch():
-                _transition(states, status)
-
-        await watch()
+        yield speaker, log_path
     finally:
         if speaker is not None:
-            with contextlib.suppress(Exception):
-                await speaker.apply(SpeakerConfig(config.local_asn, config.local_ip))
-                log.info("withdrawn", extra={"vip": str(vip)})
             await speaker.close()
-        if runner is not None:
-            await runner.cleanup()
         gobgpd.terminate()
         try:
             gobgpd.wait(5)
         except subprocess.TimeoutExpired:
             gobgpd.kill()
             gobgpd.wait()
-        socket_path.unlink(missing_ok=True)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+async def advertise(config: AdvertiserConfig, vip: ipaddress.IPv4Address, health_port: int) -> None:
+    async with local_gobgpd() as (speaker, _):
+        desired = speaker_config(config, vip)
+        states: dict[ipaddress.IPv4Address, str] = dict.fromkeys(desired.peers, "Idle")
+        runner = await _health(states, health_port)
+        log.info("Health status HTTP server started", extra={"address": f"127.0.0.1:{health_port}"})
+        try:
+            await speaker.apply(desired)
+            log.info(
+                "advertising",
+                extra={
+                    "vip": str(vip),
+                    "localIP": str(config.local_ip),
+                    "peers": [str(p) for p in desired.peers],
+                },
+            )
+            async for status in speaker.watch():
+                _transition(states, status)
+        finally:
+            with contextlib.suppress(Exception):
+                await speaker.apply(SpeakerConfig(config.local_asn, config.local_ip))
+                log.info("withdrawn", extra={"vip": str(vip)})
+            await runner.cleanup()
 
 
 def _transition(states: dict[ipaddress.IPv4Address, str], status: PeerStatus) -> None:

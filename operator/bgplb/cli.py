@@ -60,6 +60,12 @@ def _advertise(args: argparse.Namespace) -> int:
     return run(args.config, args.advertise_ip, args.health_port)
 
 
+def _preflight(args: argparse.Namespace) -> int:
+    from bgplb.preflight import run
+
+    return run(args.config, args.advertise_ip, args.timeout)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bgplb", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -76,6 +82,11 @@ def main(argv: list[str] | None = None) -> int:
     adv.add_argument("--advertise-ip", required=True, help="the VIP to advertise")
     adv.add_argument("--health-port", type=int, default=8080)
     adv.set_defaults(func=_advertise)
+    pre = sub.add_parser("preflight", help="check each peer: session, route accepted, traffic back")
+    pre.add_argument("--config", required=True, type=Path, help="localIP, localASN, peers[]")
+    pre.add_argument("--advertise-ip", required=True, help="the VIP to test with")
+    pre.add_argument("--timeout", type=float, default=25.0, help="seconds to wait for sessions")
+    pre.set_defaults(func=_preflight)
     args = parser.parse_args(argv)
     result: int = args.func(args)
     return result
