@@ -63,7 +63,7 @@ def _advertise(args: argparse.Namespace) -> int:
 def _preflight(args: argparse.Namespace) -> int:
     from bgplb.preflight import run
 
-    return run(args.config, args.advertise_ip, args.timeout)
+    return run(args.config, args.advertise_ip, args.timeout, args.node_ip)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,8 +83,14 @@ def main(argv: list[str] | None = None) -> int:
     adv.add_argument("--health-port", type=int, default=8080)
     adv.set_defaults(func=_advertise)
     pre = sub.add_parser("preflight", help="check each peer: session, route accepted, traffic back")
-    pre.add_argument("--config", required=True, type=Path, help="localIP, localASN, peers[]")
-    pre.add_argument("--advertise-ip", required=True, help="the VIP to test with")
+    pre.add_argument(
+        "--config",
+        required=True,
+        type=Path,
+        help="localIP, localASN, peers[]; or, with --node-ip, a BGPLoadBalancer manifest",
+    )
+    pre.add_argument("--node-ip", help="check this node's controlPlane peers of a BGPLoadBalancer")
+    pre.add_argument("--advertise-ip", help="the VIP to test with (default: controlPlane.vip)")
     pre.add_argument("--timeout", type=float, default=25.0, help="seconds to wait for sessions")
     pre.set_defaults(func=_preflight)
     args = parser.parse_args(argv)

@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
 from pyroute2 import IPRoute
 
 from bgplb.advertise import AdvertiserConfig, load_config, local_gobgpd, speaker_config
@@ -122,12 +123,43 @@ async def check(
     return results
 
 
-def run(config_path: Path, vip_text: str, timeout: float) -> int:
+def from_load_balancer(path: Path, node_ip: ipaddress.IPv4Address) -> tuple[AdvertiserConfig, str]:
+    """This node's control-plane pairs from a BGPLoadBalancer manifest, and its VIP."""
+    from bgplb.api import BGPLoadBalancer
+    from bgplb.core.validate import InvalidObjectError, load
+
+    try:
+        lb = load(yaml.safe_load(path.read_text()))
+    except InvalidObjectError as e:
+        raise SystemExit("\n".join(f"{path}: {err}" for err in e.errors)) from None
+    if not isinstance(lb, BGPLoadBalancer) or lb.spec.control_plane is None:
+        raise SystemExit(f"{path}: spec.controlPlane: required (a BGPLoadBalancer with peers)")
+    cp = lb.spec.control_plane
+    peers = [
+        {"peerIP": str(p.ip), "peerASN": p.asn}
+        for p in cp.peers
+        if not p.control_plane_nodes or node_ip in p.control_plane_nodes
+    ]
+    if not peers:
+        raise SystemExit(f"{path}: spec.controlPlane.peers: none is mapped to node {node_ip}")
+    config = AdvertiserConfig.model_validate(
+        {"localIP": str(node_ip), "localASN": lb.spec.local_asn, "peers": peers}
+    )
+    return config, str(cp.vip or "")
+
+
+def run(config_path: Path, vip_text: str | None, timeout: float, node_ip: str | None = None) -> int:
+    if node_ip is not None:
+        config, lb_vip = from_load_balancer(config_path, ipaddress.IPv4Address(node_ip))
+        vip_text = vip_text or lb_vip
+    else:
+        config = load_config(config_path)
+    if not vip_text:
+        raise SystemExit("--advertise-ip: required (the manifest has no spec.controlPlane.vip)")
     try:
         vip = ipaddress.IPv4Address(vip_text)
     except ValueError:
         raise SystemExit(f"--advertise-ip: {vip_text!r} is not an IPv4 address") from None
-    config = load_config(config_path)
     results = asyncio.run(check(config, vip, timeout))
     for r in results:
         print(f"{config.local_ip} -> {r.peer}: {'PASS' if r.passed else 'FAIL'}: {r.reason}")

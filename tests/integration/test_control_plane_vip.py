@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bgplb.lab.daemons import FRR, GoBGPd, wait_for
+from bgplb.lab.daemons import BIRD, FRR, GoBGPd, wait_for
 from bgplb.lab.kube import KubeAPI, free_port
 from bgplb.lab.netns import Host, segment
 
@@ -34,7 +34,7 @@ CONFIG = [
             "controlPlane": {
                 "vip": "198.51.100.10",
                 "port": 6443,
-                "peers": [{"ip": "192.0.2.1", "asn": 65000}],
+                "peers": [{"ip": "192.0.2.1", "asn": 65000}, {"ip": "192.0.2.2", "asn": 65000}],
             },
         },
     },
@@ -51,6 +51,7 @@ CONFIG = [
 class Env:
     api: KubeAPI
     frr: FRR
+    bird: BIRD
     workdir: Path
     node: Host
     agent_command: list[str]
@@ -71,6 +72,9 @@ def env() -> Iterator[Env]:
     with segment(f"bc{os.getpid() % 10000}-") as seg:
         frr = FRR(
             seg.add_host("tor", "192.0.2.1/24"), work, 65000, IPv4Network("192.0.2.0/24"), 65001
+        ).start()
+        bird = BIRD(
+            seg.add_host("tor2", "192.0.2.2/24"), work, 65000, IPv4Network("192.0.2.0/24"), 65001
         ).start()
         cp1 = seg.add_host("cp1", "192.0.2.11/24")
         api = KubeAPI(work / "kube", host="192.0.2.11", port=free_port(), netns=cp1.netns)
@@ -99,7 +103,7 @@ def env() -> Iterator[Env]:
                 str(work / "agent-state.json"),
             )
             procs.append(cp1.popen(agent, work / "agent-cp1.log"))
-            yield Env(api, frr, work, cp1, agent, procs)
+            yield Env(api, frr, bird, work, cp1, agent, procs)
         finally:
             for proc in procs:
                 proc.send_signal(signal.SIGTERM)
@@ -109,6 +113,7 @@ def env() -> Iterator[Env]:
                 except subprocess.TimeoutExpired:
                     proc.kill()
             frr.stop()
+            bird.stop()
             api.stop()
             if os.environ.get("BGPLB_KEEP_LOGS") is None:
                 shutil.rmtree(work, ignore_errors=True)
@@ -123,11 +128,13 @@ def test_vip_follows_the_local_api_server(env: Env) -> None:
     )
     wait_for("session from the node IP", lambda: "192.0.2.11" in env.frr.established(), timeout=60)
     wait_for("the VIP via this node", lambda: env.frr.next_hops(CP_VIP) == {"192.0.2.11"})
+    wait_for("the VIP on BIRD too", lambda: env.bird.next_hops(CP_VIP) == {"192.0.2.11"})
 
     stopped = time.monotonic()
     env.api.stop_apiserver(crash=True)
     wait_for("the VIP withdrawn", lambda: not env.frr.next_hops(CP_VIP), timeout=15, every=0.05)
     took = time.monotonic() - stopped
+    wait_for("the VIP withdrawn from BIRD", lambda: not env.bird.next_hops(CP_VIP), timeout=5)
     print(f"API server stopped → control-plane VIP withdrawn in {took:.2f}s")
     # The session itself stays up: only the route follows the API server.
     assert "192.0.2.11" in env.frr.established()
@@ -135,11 +142,12 @@ def test_vip_follows_the_local_api_server(env: Env) -> None:
 
     env.api.start_apiserver()
     wait_for("the VIP back", lambda: env.frr.next_hops(CP_VIP) == {"192.0.2.11"}, timeout=30)
+    wait_for("the VIP back on BIRD", lambda: env.bird.next_hops(CP_VIP) == {"192.0.2.11"})
 
 
 def test_state_file_keeps_the_configuration_for_starts_without_the_api(env: Env) -> None:
     state = json.loads((env.workdir / "agent-state.json").read_text())
-    assert "192.0.2.1-cp1" in state["sessions"]
+    assert {"192.0.2.1-cp1", "192.0.2.2-cp1"} <= set(state["sessions"])
     assert oct((env.workdir / "agent-state.json").stat().st_mode & 0o777) == "0o600"
 
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from bgplb.lab.daemons import FRR
-from bgplb.lab.netns import Host, segment
+from bgplb.lab.daemons import BIRD, FRR
+from bgplb.lab.netns import Host, run, segment
 from bgplb.preflight import diagnose
 
 VIP = "198.51.100.10"
@@ -26,6 +26,7 @@ class Net:
     frr: FRR
     node: Host
     work: Path
+    bird: BIRD
 
     def preflight(self, peers: list[tuple[str, int]]) -> tuple[int, str]:
         config = self.work / "preflight.conf"
@@ -66,11 +67,15 @@ def net() -> Iterator[Net]:
         frr = FRR(
             seg.add_host("tor", "192.0.2.1/24"), work, 65000, IPv4Network("192.0.2.0/24"), 65001
         ).start()
+        bird = BIRD(
+            seg.add_host("tor2", "192.0.2.2/24"), work, 65000, IPv4Network("192.0.2.0/24"), 65001
+        ).start()
         seg.add_host("nobgp", "192.0.2.3/24")  # a host, but no BGP speaker on it
         node = seg.add_host("n1", "192.0.2.11/24")
         try:
-            yield Net(frr, node, work)
+            yield Net(frr, node, work, bird)
         finally:
+            bird.stop()
             frr.stop()
             shutil.rmtree(work, ignore_errors=True)
 
@@ -83,7 +88,7 @@ def test_pass_and_connection_refused(net: Net) -> None:
     assert "preflight failed for 1 of 2 peer(s)" in out
     # Nothing is left behind: the VIP is off the node, no gobgpd runs.
     assert VIP not in net.node.exec("ip", "addr", "show", "lo")
-    assert net.node.exec("sh", "-c", "ps -e -o comm | grep -c gobgpd || true").strip() in ("0", "")
+    assert run("ip", "netns", "pids", net.node.netns).split() == []
 
 
 def test_asn_mismatch(net: Net) -> None:
@@ -120,3 +125,42 @@ def test_diagnose_reads_gobgpd_log_lines() -> None:
     )
     assert diagnose(log, IPv4Address("192.0.2.3")).startswith("connection refused")  # type: ignore[union-attr]
     assert diagnose(log, IPv4Address("192.0.2.1")) is None
+
+
+def test_pairs_from_a_load_balancer_manifest_with_frr_and_bird(net: Net) -> None:
+    manifest = net.work / "bgplb.yaml"
+    manifest.write_text(
+        "apiVersion: networking.bgplb.io/v1\nkind: BGPLoadBalancer\n"
+        "metadata: {name: default, namespace: kube-system}\n"
+        "spec:\n  localASN: 65001\n  controlPlane:\n    vip: 198.51.100.10\n    peers:\n"
+        "    - {ip: 192.0.2.1, asn: 65000, controlPlaneNodes: [192.0.2.11]}\n"
+        "    - {ip: 192.0.2.2, asn: 65000}\n"
+        "    - {ip: 192.0.2.3, asn: 65000, controlPlaneNodes: [192.0.2.12]}\n"
+    )
+    done = subprocess.run(
+        [
+            "ip",
+            "netns",
+            "exec",
+            net.node.netns,
+            sys.executable,
+            "-m",
+            "bgplb.cli",
+            "preflight",
+            "--config",
+            str(manifest),
+            "--node-ip",
+            "192.0.2.11",
+            "--timeout",
+            "20",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out
+    assert "192.0.2.11 -> 192.0.2.1: PASS" in out  # FRR
+    assert "192.0.2.11 -> 192.0.2.2: PASS" in out  # BIRD
+    assert "192.0.2.3" not in out  # mapped to another control-plane node
