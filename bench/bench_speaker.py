@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -86,6 +87,7 @@ def main() -> int:
         finally:
             gobgpd.stop()
             frr.stop()
+            shutil.rmtree(work, ignore_errors=True)
     applied = [r[0] for r in runs]
     on_tor = [r[1] for r in runs]
     withdrawn = [r[2] for r in runs]
