@@ -24,35 +24,20 @@ from typing import Any
 
 import yaml
 
-from bgplb.lab.daemons import wait_for
+from bgplb.lab.daemons import stop_processes, wait_for
 from bgplb.lab.kube import free_port, remove, temporary
+from bgplb.lab.manifests import gateway, load_balancer, peer, service
 
 NS = "kube-system"
 NODES = {"n1": "192.0.2.11", "n2": "192.0.2.12", "n3": "192.0.2.13"}
 CONFIG = [
-    {
-        "apiVersion": "networking.bgplb.io/v1",
-        "kind": "BGPLoadBalancer",
-        "metadata": {"name": "default", "namespace": NS},
-        "spec": {
-            "localASN": 65001,
-            "peerSelector": {"tor": "true"},
-            "loadBalancerNodeSelector": {},
-            "addressPools": [{"name": "bench", "addresses": ["198.18.0.0/20"]}],
-        },
-    },
-    {
-        "apiVersion": "networking.bgplb.io/v1",
-        "kind": "NetworkGatewayGroup",
-        "metadata": {"name": "default", "namespace": NS},
-        "spec": {"floatingIPs": ["192.0.2.100"]},
-    },
-    {
-        "apiVersion": "networking.bgplb.io/v1",
-        "kind": "BGPPeer",
-        "metadata": {"name": "tor", "namespace": NS, "labels": {"tor": "true"}},
-        "spec": {"localASN": 65001, "peerASN": 65000, "peerIP": "192.0.2.1"},
-    },
+    load_balancer(
+        peerSelector={"tor": "true"},
+        loadBalancerNodeSelector={},
+        addressPools=[{"name": "bench", "addresses": ["198.18.0.0/20"]}],
+    ),
+    gateway("192.0.2.100"),
+    peer("tor", {"tor": "true"}, peerASN=65000, peerIP="192.0.2.1"),
 ]
 
 
@@ -101,15 +86,6 @@ def renew_leases(api: Any, stop: threading.Event) -> None:
             except Exception:
                 api.create_namespaced_lease(NS, body)
         stop.wait(1)
-
-
-def service(name: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": name},
-        "spec": {"type": "LoadBalancer", "ports": [{"port": 80}]},
-    }
 
 
 def writes_total(port: int) -> float:
@@ -200,7 +176,7 @@ def main() -> int:  # noqa: PLR0915 - one linear script
         created: dict[str, float] = {}
 
         def create(name: str) -> None:
-            core.create_namespaced_service("bench", service(name))
+            core.create_namespaced_service("bench", service(name, "bench"))
             created[name] = time.monotonic()
 
         started = time.monotonic()
@@ -233,9 +209,7 @@ def main() -> int:  # noqa: PLR0915 - one linear script
         rss = peak_rss_mib(controller.pid)
     finally:
         stop.set()
-        if controller is not None:
-            controller.terminate()
-            controller.wait(30)
+        stop_processes(controller, timeout=30)
         remove(api)
 
     print(

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -19,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bgplb.lab.daemons import FRR, GoBGPd, wait_for
+from bgplb.lab.daemons import FRR, GoBGPd, stop_processes, wait_for
 from bgplb.lab.kube import KubeAPI, free_port
 from bgplb.lab.netns import Host, segment
 
@@ -116,9 +115,7 @@ def env() -> Iterator[Env]:
             )
             yield Env(api, frr, n1, agent)
         finally:
-            if agent is not None:
-                agent.send_signal(signal.SIGTERM)
-                agent.wait(10)
+            stop_processes(agent, timeout=10)
             gobgpd.stop()
             frr.stop()
             api.stop()

@@ -18,32 +18,22 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bgplb.lab.daemons import BIRD, FRR, GoBGPd, wait_for
+from bgplb.lab.daemons import BIRD, FRR, GoBGPd, stop_processes, wait_for
 from bgplb.lab.kube import KubeAPI, free_port
+from bgplb.lab.manifests import gateway, load_balancer
 from bgplb.lab.netns import Host, segment
 
 NS = "kube-system"
 CP_VIP = "198.51.100.10/32"
 CONFIG = [
-    {
-        "apiVersion": "networking.bgplb.io/v1",
-        "kind": "BGPLoadBalancer",
-        "metadata": {"name": "default", "namespace": NS},
-        "spec": {
-            "localASN": 65001,
-            "controlPlane": {
-                "vip": "198.51.100.10",
-                "port": 6443,
-                "peers": [{"ip": "192.0.2.1", "asn": 65000}, {"ip": "192.0.2.2", "asn": 65000}],
-            },
-        },
-    },
-    {
-        "apiVersion": "networking.bgplb.io/v1",
-        "kind": "NetworkGatewayGroup",
-        "metadata": {"name": "default", "namespace": NS},
-        "spec": {"floatingIPs": ["192.0.2.100"]},
-    },
+    load_balancer(
+        controlPlane={
+            "vip": "198.51.100.10",
+            "port": 6443,
+            "peers": [{"ip": "192.0.2.1", "asn": 65000}, {"ip": "192.0.2.2", "asn": 65000}],
+        }
+    ),
+    gateway("192.0.2.100"),
 ]
 
 
@@ -105,13 +95,7 @@ def env() -> Iterator[Env]:
             procs.append(cp1.popen(agent, work / "agent-cp1.log"))
             yield Env(api, frr, bird, work, cp1, agent, procs)
         finally:
-            for proc in procs:
-                proc.send_signal(signal.SIGTERM)
-            for proc in procs:
-                try:
-                    proc.wait(20)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+            stop_processes(*procs, timeout=20)
             frr.stop()
             bird.stop()
             api.stop()

@@ -19,46 +19,22 @@ import yaml
 
 from bgplb.lab.daemons import wait_for
 from bgplb.lab.kube import KubeAPI, free_port
+from bgplb.lab.manifests import gateway, load_balancer, peer, service
 
 NS = "kube-system"
 NODES = {"n1": "192.0.2.11", "n2": "192.0.2.12", "n3": "192.0.2.13"}
 CONFIG = [
-    {
-        "apiVersion": "networking.bgplb.io/v1",
-        "kind": "BGPLoadBalancer",
-        "metadata": {"name": "default", "namespace": NS},
-        "spec": {
-            "localASN": 65001,
-            "peerSelector": {"tor": "true"},
-            "loadBalancerNodeSelector": {"example.com/lb": "true"},
-            "addressPools": [{"name": "lab", "addresses": ["203.0.113.10-203.0.113.20"]}],
-        },
-    },
-    {
-        "apiVersion": "networking.bgplb.io/v1",
-        "kind": "NetworkGatewayGroup",
-        "metadata": {"name": "default", "namespace": NS},
-        "spec": {"floatingIPs": ["192.0.2.100", "192.0.2.101"]},
-    },
+    load_balancer(
+        peerSelector={"tor": "true"},
+        loadBalancerNodeSelector={"example.com/lb": "true"},
+        addressPools=[{"name": "lab", "addresses": ["203.0.113.10-203.0.113.20"]}],
+    ),
+    gateway("192.0.2.100", "192.0.2.101"),
     *[
-        {
-            "apiVersion": "networking.bgplb.io/v1",
-            "kind": "BGPPeer",
-            "metadata": {"name": name, "namespace": NS, "labels": {"tor": "true"}},
-            "spec": {"localASN": 65001, "peerASN": 65000, "peerIP": ip, "sessions": 2},
-        }
+        peer(name, {"tor": "true"}, peerASN=65000, peerIP=ip, sessions=2)
         for name, ip in (("tor-a", "192.0.2.1"), ("tor-b", "192.0.2.2"))
     ],
 ]
-
-
-def service(name: str, **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": name, "namespace": "default"},
-        "spec": {"type": "LoadBalancer", "ports": [{"port": 80}], **spec},
-    }
 
 
 @dataclass
@@ -179,15 +155,15 @@ def test_config_yields_sessions_and_placed_floating_ips(env: Env) -> None:
     holders = wait_for("floating IPs placed", lambda: len(_holders(env)) == 2 and _holders(env))
     sessions = _sessions(env)
     for ip, node in holders.items():
-        for peer, peer_ip in (("tor-a", "192.0.2.1"), ("tor-b", "192.0.2.2")):
-            spec = sessions[f"{peer}-{node}"]["spec"]
+        for peer_name, peer_ip in (("tor-a", "192.0.2.1"), ("tor-b", "192.0.2.2")):
+            spec = sessions[f"{peer_name}-{node}"]["spec"]
             assert (spec["floatingIP"], spec["localIP"], spec["peerIP"], spec["nodeName"]) == (
                 ip,
                 ip,
                 peer_ip,
                 node,
             )
-            owner = sessions[f"{peer}-{node}"]["metadata"]["ownerReferences"][0]
+            owner = sessions[f"{peer_name}-{node}"]["metadata"]["ownerReferences"][0]
             assert (owner["kind"], owner["name"]) == ("BGPLoadBalancer", "default")
     ngg = env.get("ngg", "default", "-n", NS)["status"]
     assert ngg["placed"] == 2

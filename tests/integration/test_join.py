@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -19,46 +18,26 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bgplb.lab.daemons import BIRD, FRR, GoBGPd, wait_for
+from bgplb.lab.daemons import BIRD, FRR, GoBGPd, stop_processes, wait_for
 from bgplb.lab.kube import KubeAPI, free_port
+from bgplb.lab.manifests import gateway, load_balancer, peer, service
 from bgplb.lab.netns import segment
 
 NS = "kube-system"
 NODES = {"n1": "192.0.2.11", "n2": "192.0.2.12", "n3": "192.0.2.13"}
 VIP = "203.0.113.10/32"
 CONFIG = [
-    {
-        "apiVersion": "networking.bgplb.io/v1",
-        "kind": "BGPLoadBalancer",
-        "metadata": {"name": "default", "namespace": NS},
-        "spec": {
-            "localASN": 65001,
-            "peerSelector": {"tor": "true"},
-            "loadBalancerNodeSelector": {},
-            "addressPools": [{"name": "lab", "addresses": ["203.0.113.10-203.0.113.20"]}],
-        },
-    },
-    {
-        "apiVersion": "networking.bgplb.io/v1",
-        "kind": "NetworkGatewayGroup",
-        "metadata": {"name": "default", "namespace": NS},
-        "spec": {"floatingIPs": ["192.0.2.100", "192.0.2.101"]},
-    },
+    load_balancer(
+        peerSelector={"tor": "true"},
+        loadBalancerNodeSelector={},
+        addressPools=[{"name": "lab", "addresses": ["203.0.113.10-203.0.113.20"]}],
+    ),
+    gateway("192.0.2.100", "192.0.2.101"),
     *[
-        {
-            "apiVersion": "networking.bgplb.io/v1",
-            "kind": "BGPPeer",
-            "metadata": {"name": name, "namespace": NS, "labels": {"tor": "true"}},
-            "spec": {"localASN": 65001, "peerASN": 65000, "peerIP": ip, "sessions": 2},
-        }
+        peer(name, {"tor": "true"}, peerASN=65000, peerIP=ip, sessions=2)
         for name, ip in (("tor-frr", "192.0.2.1"), ("tor-bird", "192.0.2.2"))
     ],
-    {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": "web", "namespace": "default"},
-        "spec": {"type": "LoadBalancer", "ports": [{"port": 80}]},
-    },
+    service("web"),
 ]
 
 
@@ -106,13 +85,7 @@ def lab() -> Iterator[Lab]:
                 )
             yield Lab(api, frr, bird)
         finally:
-            for proc in procs:
-                proc.send_signal(signal.SIGTERM)
-            for proc in procs:
-                try:
-                    proc.wait(20)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+            stop_processes(*procs, timeout=20)
             frr.stop()
             bird.stop()
             api.stop()

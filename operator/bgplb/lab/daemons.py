@@ -54,15 +54,17 @@ def kernel_next_hops(host: Host, prefix: str) -> set[str]:
     return hops
 
 
-def _stop(proc: subprocess.Popen[bytes] | None, timeout: float = 5) -> None:
-    if proc is None or proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+def stop_processes(*procs: subprocess.Popen[bytes] | None, timeout: float = 5) -> None:
+    """SIGTERM to all at once, then wait; SIGKILL whoever outlasts `timeout`."""
+    running = [p for p in procs if p is not None and p.poll() is None]
+    for proc in running:
+        proc.terminate()
+    for proc in running:
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 @dataclass
@@ -100,7 +102,7 @@ class GoBGPd:
         return self
 
     def stop(self) -> None:
-        _stop(self.proc)
+        stop_processes(self.proc)
 
     def kill(self) -> None:
         if self.proc and self.proc.poll() is None:
@@ -193,8 +195,7 @@ class FRR:
         return self
 
     def stop(self) -> None:
-        for proc in reversed(self.procs):
-            _stop(proc)
+        stop_processes(*reversed(self.procs))
         self.procs.clear()
 
     def vtysh(self, command: str) -> str:
@@ -267,7 +268,7 @@ class BIRD:
         return self
 
     def stop(self) -> None:
-        _stop(self.proc)
+        stop_processes(self.proc)
 
     def birdc(self, command: str, check: bool = True) -> str:
         return self.host.exec("birdc", "-s", str(self.socket), command, check=check)
