@@ -2,7 +2,8 @@
 
 Self-fencing: the controller moves a node's floating IPs once its Lease expires. So
 an agent that has not renewed for `duration - margin` drops its floating IPs first —
-an address is then never live on two nodes, even across a partition from the API.
+an address is then never live on two nodes, even across a partition from the API —
+unless its witnesses say the API server is down for everyone (see witness.py).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from ipaddress import IPv4Interface
 from typing import Any
+
+from bgplb.agent.witness import WITNESS_ANNOTATION
 
 LEASE_PREFIX = "bgplb-node-"
 ADDRESSES_ANNOTATION = "networking.bgplb.io/addresses"
@@ -54,6 +57,8 @@ class LeaseKeeper:
     node: str
     duration: float = DEFAULT_DURATION
     timeout: float = 0.8
+    witness: str | None = None
+    """This agent's witness address (`host:port`), advertised in the Lease."""
 
     def renew(self, now: dt.datetime, addresses: Iterable[IPv4Interface] = ()) -> None:
         """Renew, carrying the node's addresses with their prefix lengths: the
@@ -67,7 +72,8 @@ class LeaseKeeper:
                 "name": lease_name(self.node),
                 "namespace": self.namespace,
                 "annotations": {
-                    ADDRESSES_ANNOTATION: ",".join(a.with_prefixlen for a in addresses)
+                    ADDRESSES_ANNOTATION: ",".join(a.with_prefixlen for a in addresses),
+                    **({WITNESS_ANNOTATION: self.witness} if self.witness else {}),
                 },
             },
             "spec": {
@@ -85,3 +91,16 @@ class LeaseKeeper:
                 raise
             body["spec"]["acquireTime"] = _micro_time(now)  # type: ignore[index]
             self.api.create_namespaced_lease(self.namespace, body, _request_timeout=self.timeout)
+
+    def witnesses(self) -> list[str]:
+        """The other agents' witness addresses, from their Leases."""
+        leases = self.api.list_namespaced_lease(self.namespace, _request_timeout=2).items
+        found = []
+        for lease in leases:
+            meta = lease.metadata
+            if not meta.name.startswith(LEASE_PREFIX) or meta.name == lease_name(self.node):
+                continue
+            address = (meta.annotations or {}).get(WITNESS_ANNOTATION)
+            if address:
+                found.append(address)
+        return sorted(found)

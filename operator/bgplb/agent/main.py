@@ -27,7 +27,7 @@ from typing import Any
 
 import grpc
 
-from bgplb.agent import metrics
+from bgplb.agent import metrics, witness
 from bgplb.agent.desired import NodeDesired, node_desired
 from bgplb.agent.floating import NetlinkThread
 from bgplb.agent.lease import FenceClock, LeaseKeeper
@@ -68,7 +68,11 @@ class Agent:
     reporter: Reporter = field(default_factory=Reporter)
     desired: NodeDesired | None = None
     peers: dict[IPv4Address, PeerStatus] = field(default_factory=dict)
-    fenced: bool = False
+    fenced: bool | None = None
+    """Whether this node must not hold floating IPs; None until the first Lease renewal
+    or witness verdict (until then the interfaces are left as they are)."""
+    witnesses: list[str] = field(default_factory=list)
+    kept_by_witnesses: bool = False
     plumbed: frozenset[IPv4Address] | None = None
     """Floating IPs on this node now; read from the interfaces at start."""
     recovered_at: float = 0.0
@@ -123,12 +127,15 @@ class Agent:
             control_plane_vip_ready=self.control_plane_ready,
         )
         self.desired = desired
-        ips = desired.floating_ips if self._may_plumb() else frozenset()
+        if self.plumbed is None:
+            self.plumbed = await self.floating.ours()
+        may = self._may_plumb()
+        ips = desired.floating_ips if may else frozenset()
+        if may is None:  # a restart: keep what this node holds until the Lease says more
+            ips = self.plumbed
         # New floating IPs first, so new sessions can bind at once; old ones last, so
         # sessions leaving this node still send their Cease from the old address and
         # the ToR does not hold a stale session until its hold timer expires.
-        if self.plumbed is None:
-            self.plumbed = await self.floating.ours()
         result = await self.floating.sync(ips | self.plumbed)
         metrics.FLOATING_IP_CHANGES.labels("add").inc(len(result.added))
         for ip, why in result.unplaceable.items():
@@ -146,15 +153,21 @@ class Agent:
         metrics.mark_reconciled()
         await self.report()
 
-    def _may_plumb(self) -> bool:
+    def _may_plumb(self) -> bool | None:
         if self.clock is None:
             return True
-        now = time.monotonic()
-        if self.clock.must_fence(now):
+        if self.fenced is None:
+            return None
+        if self.fenced:
             return False
         # After a fence, wait one lease period: by then the controller has either
         # moved the IPs (and the source says so) or kept them here.
+        now = time.monotonic()
         return not self.recovered_at or now - self.recovered_at >= self.clock.duration
+
+    def api_reachable(self) -> bool:
+        """What this agent tells other agents that ask it as a witness."""
+        return self.clock is not None and not self.clock.must_fence(time.monotonic())
 
     # --- status ----------------------------------------------------------------
 
@@ -236,27 +249,56 @@ class Agent:
     async def lease_loop(self) -> None:
         assert self.lease is not None
         assert self.clock is not None
+        rounds = 0
         while True:
             started = time.monotonic()
             try:
                 addresses = await self.floating.node_addresses()
                 await asyncio.to_thread(self.lease.renew, dt.datetime.now(dt.UTC), addresses)
                 self.clock.renewed(time.monotonic())
+                self.kept_by_witnesses = False
                 if self.fenced:
-                    self.fenced = False
                     self.recovered_at = time.monotonic()
                     log.info("lease renewed again; floating IPs return after one lease period")
                     asyncio.get_running_loop().call_later(self.clock.duration, self.wake.set)
+                if self.fenced is not False:
+                    self.fenced = False
+                    self.wake.set()
+                if rounds % 10 == 0:  # witnesses change rarely; a LIST every 10 s suffices
+                    self.witnesses = await asyncio.to_thread(self.lease.witnesses)
             except Exception as e:
                 metrics.API_ERRORS.labels("lease").inc()
                 log.warning("cannot renew lease", extra={"error": str(e)})
-            if not self.fenced and self.clock.must_fence(time.monotonic()):
-                self.fenced = True
-                await self.floating.sync(frozenset())
-                self.plumbed = frozenset()
-                metrics.FENCES.inc()
-                log.warning("lease not renewed in time: floating IPs dropped (self-fencing)")
+            rounds += 1
+            if self.fenced is not True and self.clock.must_fence(time.monotonic()):
+                await self._fence_or_keep()
             await asyncio.sleep(max(0.0, 1.0 - (time.monotonic() - started)))
+
+    async def _fence_or_keep(self) -> None:
+        answers = await witness.ask(self.witnesses) if self.witnesses else []
+        if witness.keep_floating_ips(answers):
+            if not self.kept_by_witnesses:
+                self.kept_by_witnesses = True
+                log.warning(
+                    "API server unreachable from every witness: keeping floating IPs",
+                    extra={"witnesses": len(answers)},
+                )
+            if self.fenced is None:
+                self.fenced = False
+                self.wake.set()
+            return
+        self.fenced = True
+        self.kept_by_witnesses = False
+        await self.floating.sync(frozenset())
+        self.plumbed = frozenset()
+        metrics.FENCES.inc()
+        log.warning(
+            "lease not renewed in time: floating IPs dropped (self-fencing)",
+            extra={
+                "witnesses_asked": len(answers),
+                "answered": sum(a is not None for a in answers),
+            },
+        )
 
     async def readyz_loop(self) -> None:
         assert self.readyz_url is not None
@@ -347,6 +389,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default="127.0.0.1:9091",
         help="host:port for /metrics and /healthz; empty to disable",
     )
+    p.add_argument(
+        "--witness-port",
+        type=int,
+        default=9094,
+        help="port on the node IP where other agents ask whether this one reaches the API "
+        "server (decides self-fencing); 0 to disable",
+    )
     args = p.parse_args(argv)
     if args.node_ip is None:
         p.error("--node-ip (or NODE_IP) is required")
@@ -370,7 +419,13 @@ def build(args: argparse.Namespace) -> Agent:
     )
     lease = clock = None
     if coordination is not None:
-        lease = LeaseKeeper(coordination, args.namespace, args.node, args.lease_duration)
+        lease = LeaseKeeper(
+            coordination,
+            args.namespace,
+            args.node,
+            args.lease_duration,
+            witness=f"{args.node_ip}:{args.witness_port}" if args.witness_port else None,
+        )
         clock = FenceClock(duration=args.lease_duration)
     return Agent(
         node=args.node,
@@ -408,13 +463,19 @@ def main(argv: list[str] | None = None) -> int:
         if args.metrics_address:
             host, _, port = args.metrics_address.rpartition(":")
             runner = await metrics.serve(host, int(port), agent.healthy)
+        witness_runner = None
+        if agent.lease is not None and args.witness_port:
+            witness_runner = await witness.serve(
+                str(args.node_ip), args.witness_port, args.node, agent.api_reachable
+            )
         try:
             with contextlib.suppress(asyncio.CancelledError):
                 await agent.run()
         finally:
             agent.floating.close()
-            if runner is not None:
-                await runner.cleanup()
+            for r in (runner, witness_runner):
+                if r is not None:
+                    await r.cleanup()
 
     log.info("agent starting", extra={"node": args.node, "node_ip": str(args.node_ip)})
     asyncio.run(run())

@@ -57,6 +57,11 @@ class Controller:
     synced: bool = False
     reconciler: Reconciler | None = None
     _live: frozenset[str] = frozenset()
+    synced_at: float = 0.0
+    frozen_live: frozenset[str] | None = None
+    """While the controller cannot reach the API server: the Leases live when contact
+    was lost. It saw no renewals meanwhile, so it must not take their nodes for dead."""
+    failed_probes: int = 0
 
     def __post_init__(self) -> None:
         self.state = ClusterState(self.namespace)
@@ -119,10 +124,60 @@ class Controller:
     # --- the loop -----------------------------------------------------------------
 
     def live_nodes(self) -> frozenset[str]:
+        if self.frozen_live is not None:
+            return self.frozen_live
         now = time.monotonic()
         return frozenset(
             n for n, seen in self.state.lease_seen.items() if now - seen < self.lease_expiry
         )
+
+    def contact(self, leases: list[dict[str, Any]] | None) -> None:
+        """One probe of the API server (a LIST of this namespace's Leases, or None when
+        it failed). Two failures in a row freeze node liveness; the first success after
+        that credits every frozen node with a fresh lease period to renew in."""
+        if leases is None:
+            self.failed_probes += 1
+            if self.failed_probes >= 2 and self.frozen_live is None:
+                self.frozen_live = self.live_nodes()
+                metrics.API_CONTACT.set(0)
+                log.warning("API server unreachable: node liveness frozen")
+            return
+        self.failed_probes = 0
+        if self.frozen_live is not None:
+            now = time.monotonic()
+            for name in self.frozen_live:
+                self.state.lease_seen[name] = now
+            self.frozen_live = None
+            metrics.API_CONTACT.set(1)
+            log.info("API server reachable again: node liveness resumes")
+        for lease in leases:
+            self._route("leases", {"type": None, "object": lease})
+
+    async def contact_loop(self) -> None:
+        from kubernetes import client
+
+        api = client.CoordinationV1Api()
+        serialize = client.ApiClient().sanitize_for_serialization
+
+        def probe() -> list[dict[str, Any]] | None:
+            try:
+                items = api.list_namespaced_lease(self.namespace, _request_timeout=1).items
+            except Exception:
+                return None
+            return [serialize(x) for x in items]
+
+        while True:
+            started = time.monotonic()
+            self.contact(await asyncio.to_thread(probe))
+            await asyncio.sleep(max(0.0, 0.5 - (time.monotonic() - started)))
+
+    def holding_off(self) -> bool:
+        """Just after startup a Lease can look stale only because its agent has not
+        renewed since the API server came back: give every node one lease period."""
+        now = time.monotonic()
+        if now - self.synced_at >= self.lease_expiry:
+            return False
+        return self.live_nodes() != frozenset(self.state.leases)
 
     async def run(self) -> None:
         assert self.reconciler is not None
@@ -133,6 +188,8 @@ class Controller:
             live = self.live_nodes()
             if not (self.synced and self.leading.is_set()):
                 continue
+            if self.frozen_live is not None or self.holding_off():
+                continue  # writes would fail, or judge nodes on what it could not see
             if not self.trigger.is_set() and live == self._live:
                 continue
             await asyncio.sleep(self.debounce)
@@ -241,8 +298,15 @@ async def _startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.peering.standalone = True
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300
-    await asyncio.to_thread(_list_everything, c)
+    while True:
+        try:
+            await asyncio.to_thread(_list_everything, c)
+            break
+        except Exception as e:  # the API server may not be back yet: wait for it
+            log.warning("initial LIST failed; retrying", extra={"error": str(e)})
+            await asyncio.sleep(1)
     c.synced = True
+    c.synced_at = time.monotonic()
 
     # Writes run in threads (the client is synchronous): room for the writes in flight.
     asyncio.get_running_loop().set_default_executor(
@@ -254,13 +318,15 @@ async def _startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     loop = asyncio.get_running_loop()
     threading.Thread(target=_elect, args=(c, loop), daemon=True, name="leader").start()
     _PROCESS["loop-task"] = loop.create_task(c.run())
+    _PROCESS["contact-task"] = loop.create_task(c.contact_loop())
 
 
 @kopf.on.cleanup()
 async def _cleanup(**_: Any) -> None:
-    task = _PROCESS.pop("loop-task", None)
-    if task is not None:
-        task.cancel()
+    for name in ("loop-task", "contact-task"):
+        task = _PROCESS.pop(name, None)
+        if task is not None:
+            task.cancel()
     c = _controller()
     if c.leading.is_set():
         await asyncio.to_thread(_release, c)

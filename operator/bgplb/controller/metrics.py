@@ -15,3 +15,6 @@ SESSIONS = Gauge("bgplb_sessions", "BGPSession objects by reported state.", ["st
 ROUTES = Gauge("bgplb_routes_advertised", "Service routes (VIPs) advertised.")
 FLOATING_IP_MOVES = Counter("bgplb_floating_ip_moves_total", "Floating IPs moved to another node.")
 LEADER = Gauge("bgplb_leader", "1 while this replica is the active controller.")
+API_CONTACT = Gauge(
+    "bgplb_api_contact", "1 while the controller reaches the API server (node liveness runs)."
+)
