@@ -127,6 +127,31 @@ class Segment:
         self.hosts[name] = host
         return host
 
+    def attach(self, host: Host, address: str, interface: str = "eth1") -> None:
+        """Give a host of another segment a second interface here (a router's uplink)."""
+        outer = f"v{len(self.hosts)}"
+        run(
+            "ip",
+            "link",
+            "add",
+            outer,
+            "netns",
+            self.switch,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            interface,
+            "netns",
+            host.netns,
+        )
+        self._sw("ip", "link", "set", outer, "master", "br0", "up")
+        host.exec("ip", "addr", "add", address, "dev", interface)
+        host.exec("ip", "link", "set", interface, "up")
+        self.hosts[f"{host.name}/{interface}"] = Host(
+            host.name, host.netns, interface, [IPv4Interface(address)]
+        )
+
     def close(self) -> None:
         for host in self.hosts.values():
             kill_namespace(host.netns)

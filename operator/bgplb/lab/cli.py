@@ -1,0 +1,76 @@
+"""`bgplb lab up | down | status | kubectl`: the lab from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from bgplb.lab.topology import Lab
+
+DEFAULT_DIR = Path(os.environ.get("BGPLB_LAB_DIR", "/tmp/bgplb-lab"))
+
+
+def _print_views(lab: Lab) -> None:
+    for block in lab.views():
+        print(block.rstrip("\n"))
+
+
+def up(args: argparse.Namespace) -> int:
+    if os.geteuid() != 0:
+        print("bgplb lab needs root: it builds network namespaces", file=sys.stderr)
+        return 2
+    root = Path(__file__).resolve().parents[3]
+    subprocess.run(["bash", str(root / "scripts" / "install-system-deps.sh")], check=True)
+    lab = Lab(args.dir, example=args.example).up()
+    print("waiting for sessions and routes ...", flush=True)
+    try:
+        lab.wait_ready(timeout=args.timeout)
+    except TimeoutError as e:
+        print(f"{e}\nlogs: {args.dir}", file=sys.stderr)
+        _print_views(lab)
+        return 1
+    _print_views(lab)
+    print(
+        f"\nlab up (seed example {args.example}); logs in {args.dir}; `bgplb lab down` removes it"
+    )
+    return 0
+
+
+def down(args: argparse.Namespace) -> int:
+    prefix = Lab.attach(args.dir).prefix if (args.dir / "lab.json").exists() else "bgplab-"
+    Lab(args.dir, prefix=prefix, log=False).down()
+    print("lab removed")
+    return 0
+
+
+def status(args: argparse.Namespace) -> int:
+    if not (args.dir / "lab.json").exists():
+        print(f"no lab in {args.dir}; `bgplb lab up` builds one", file=sys.stderr)
+        return 1
+    _print_views(Lab.attach(args.dir))
+    return 0
+
+
+def kubectl(args: argparse.Namespace) -> int:
+    lab = Lab.attach(args.dir)
+    cmd = ["ip", "netns", "exec", lab.api.netns or "", "kubectl"]
+    cmd += [f"--kubeconfig={lab.api.kubeconfig}", *args.args]
+    return subprocess.run(cmd, check=False).returncode
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    lab = sub.add_parser("lab", help="the local lab: a whole cluster in network namespaces")
+    lab.add_argument("--dir", type=Path, default=DEFAULT_DIR, help="logs and state")
+    verbs = lab.add_subparsers(dest="verb", required=True)
+    p = verbs.add_parser("up", help="install what is missing, build the lab, show it working")
+    p.add_argument("--example", type=int, choices=(1, 2, 3), default=3, help="seed topology")
+    p.add_argument("--timeout", type=float, default=180)
+    p.set_defaults(func=up)
+    verbs.add_parser("down", help="remove every namespace and process").set_defaults(func=down)
+    verbs.add_parser("status", help="print the views again").set_defaults(func=status)
+    k = verbs.add_parser("kubectl", help="kubectl against the lab's API server")
+    k.add_argument("args", nargs=argparse.REMAINDER)
+    k.set_defaults(func=kubectl)
