@@ -2,9 +2,9 @@
 
 It puts every LoadBalancer ingress IP on the loopback interface (labelled
 `lo:vip`), as kube-proxy's IPVS mode puts them on its dummy `kube-ipvs0`, so packets
-the ToR routes to this node for a VIP are delivered locally; and it answers HTTP on every address with the node's name, so a
-client sees which node served it. Fail static, like kube-proxy: when the API server
-cannot be read, the VIPs stay as they are.
+the ToR routes to this node for a VIP are delivered locally; and it answers HTTP on
+every address with the node's name, so a client sees which node served it. Fail
+static, like kube-proxy: when the API server cannot be read, the VIPs stay as they are.
 """
 
 from __future__ import annotations

@@ -34,7 +34,7 @@ import yaml
 from bgplb.lab.daemons import BIRD, FRR, GoBGPd, wait_for
 from bgplb.lab.kube import KubeAPI
 from bgplb.lab.manifests import NAMESPACE, gateway, load_balancer, peer, service
-from bgplb.lab.netns import Host, Segment, cleanup_prefix, run
+from bgplb.lab.netns import Host, Segment, cleanup_prefix, kill_namespace, run
 
 FABRIC = IPv4Network("192.0.2.0/24")
 LOCAL_ASN, TOR_ASN = 65001, 65002
@@ -102,6 +102,7 @@ class Lab:
     lease_expiry: float = 3.0
     log: bool = True
     api: KubeAPI = field(init=False)
+    fabric: Segment | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.api = KubeAPI(
@@ -155,6 +156,7 @@ class Lab:
 
     def _build(self) -> None:
         fabric, uplink = Segment(self.prefix), Segment(f"{self.prefix}up")
+        self.fabric = fabric
         self.say("network: fabric 192.0.2.0/24, uplink 198.51.100.0/24")
         tors = {
             "tor-frr": (FRR_IP, "198.51.100.1/24"),
@@ -222,19 +224,9 @@ class Lab:
         host = self.host(name, node.ip)
         host.exec("ip", "route", "replace", "default", "via", FRR_IP)
         GoBGPd(host, self.workdir, port=50051).start()
-        extra = ["--state-file", str(self.workdir / f"agent-{name}.state")]
         if node.control_plane:
             GoBGPd(host, self.workdir, port=50052).start()
-            extra += [
-                "--control-plane-speaker",
-                "127.0.0.1:50052",
-                "--apiserver-readyz",
-                f"{self.api.url}/readyz",
-            ]
-        agent = self.api.agent_command(
-            NAMESPACE, name, node.ip, "--lease-duration", str(self.lease_expiry), *extra
-        )
-        self._popen(name, agent, f"agent-{name}.log")
+        self.start_agent(name)
         proxy = [
             sys.executable,
             "-m",
@@ -245,6 +237,31 @@ class Lab:
             str(self.api.kubeconfig),
         ]
         self._popen(name, proxy, f"proxy-{name}.log")
+
+    def start_agent(self, name: str) -> None:
+        node = self.node(name)
+        extra = ["--state-file", str(self.workdir / f"agent-{name}.state")]
+        if node.control_plane:
+            extra += [
+                "--control-plane-speaker",
+                "127.0.0.1:50052",
+                "--apiserver-readyz",
+                f"{self.api.url}/readyz",
+            ]
+        agent = self.api.agent_command(
+            NAMESPACE, name, node.ip, "--lease-duration", str(self.lease_expiry), *extra
+        )
+        self._popen(name, agent, f"agent-{name}.log")
+
+    def add_host(self, name: str, ip: str) -> Host:
+        """Another host on the fabric (a new router, for a drill)."""
+        assert self.fabric is not None, "only a lab built by this process can grow"
+        return self.fabric.add_host(name, f"{ip}/24")
+
+    def remove_host(self, name: str) -> None:
+        kill_namespace(self.netns(name))
+        if self.fabric is not None:
+            self.fabric.hosts.pop(name, None)
 
     def pids(self, host: str, needle: str) -> list[int]:
         """Processes in a host's namespace whose command line contains `needle`."""

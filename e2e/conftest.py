@@ -1,0 +1,39 @@
+"""The e2e lab: the same lab `bgplb lab up` builds, under a prefix of its own."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bgplb.lab import drills
+from bgplb.lab.netns import cleanup_prefix
+from bgplb.lab.topology import Lab
+
+
+def build(example: int) -> Lab:
+    work = Path(tempfile.mkdtemp(prefix=f"bgplb-e2e-{example}-"))
+    return Lab(work, prefix=f"e{example}{os.getpid() % 1000}-", example=example, log=False)
+
+
+def teardown(lab: Lab) -> None:
+    if os.environ.get("BGPLB_KEEP_LOGS"):
+        cleanup_prefix(lab.prefix)
+        print(f"lab logs kept in {lab.workdir}")
+    else:
+        lab.down()
+
+
+@pytest.fixture(scope="session")
+def lab() -> Iterator[Lab]:
+    """Seed example 3 with the demo Service, every session Established."""
+    lab = build(3)
+    try:
+        lab.up()
+        drills.wait_stable(lab)
+        yield lab
+    finally:
+        teardown(lab)

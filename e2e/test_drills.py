@@ -1,0 +1,78 @@
+"""Failure drills under continuous client traffic (50 ms between requests), each on
+the shared example-3 lab and each leaving it as it found it. The figures they print
+are the ones docs/BENCHMARKS.md reports from repeated runs (`make bench-lab`)."""
+
+from __future__ import annotations
+
+from bgplb.lab import drills
+from bgplb.lab.topology import Lab
+
+
+def test_lb_node_failure_restores_traffic(lab: Lab) -> None:
+    result = drills.lb_node_failure(lab)
+    print(result)
+    # The dead node left both ToRs' ECMP groups (the drill waits for it), and traffic
+    # came back: the requests after the restore time were all answered.
+    assert result.figures["traffic_restored_s"] < result.figures["route_withdrawn_s"] + 2
+
+
+def test_floating_ip_holder_failure_moves_its_sessions_and_loses_no_route(lab: Lab) -> None:
+    result = drills.floating_ip_node_failure(lab)
+    print(result)
+    assert result.figures["to"] not in (None, result.figures["from"])
+    # sessions: 2 → the other floating IP's sessions keep the VIP on both ToRs.
+    assert result.figures["route_samples"] > 10
+    assert result.figures["samples_without_route"] == 0
+
+
+def test_agent_restart_disturbs_nothing(lab: Lab) -> None:
+    result = drills.agent_restart(lab)
+    print(result)
+    assert result.figures["failed_requests"] == 0
+    assert result.figures["flaps"] == []
+    assert not result.figures["floating_ips_moved"]
+
+
+def test_controller_restart_disturbs_nothing(lab: Lab) -> None:
+    result = drills.controller_restart(lab)
+    print(result)
+    assert result.figures["failed_requests"] == 0
+    assert result.figures["flaps"] == []
+    assert not result.figures["floating_ips_moved"]
+
+
+def test_api_server_down_for_60s_leaves_the_data_plane_alone(lab: Lab) -> None:
+    result = drills.apiserver_outage(lab, seconds=60)
+    print(result)
+    assert result.figures["failed_requests"] == 0
+    assert result.figures["requests"] > 600
+    assert result.figures["flaps"] == []
+    assert not result.figures["floating_ips_moved"]
+    assert not result.figures["floating_ips_unplumbed"]
+
+
+def test_tor_restart(lab: Lab) -> None:
+    bird = drills.tor_restart(lab, "bird")
+    print(bird)
+    assert bird.figures["other_tor_flaps"] == []
+    assert bird.figures["failed_requests"] == 0  # the client's path is through FRR
+    frr = drills.tor_restart(lab, "frr")
+    print(frr)
+    assert frr.figures["other_tor_flaps"] == []
+
+
+def test_peers_added_and_removed_one_at_a_time(lab: Lab) -> None:
+    result = drills.peers_added_and_removed(lab)
+    print(result)
+    assert result.figures["vip_next_hops_on_new_peer"] == ["192.0.2.11", "192.0.2.12", "192.0.2.13"]
+    assert result.figures["flaps_overall"] == []
+    assert result.figures["failed_requests"] == 0
+
+
+def test_partition_from_the_api_server_never_leaves_an_ip_on_two_nodes(lab: Lab) -> None:
+    result = drills.partition(lab)
+    print(result)
+    assert result.figures["fenced"]
+    assert result.figures["moved_after_s"] is not None
+    assert result.figures["samples"] > 50
+    assert result.figures["samples_live_on_two_nodes"] == 0

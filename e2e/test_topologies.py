@@ -1,0 +1,70 @@
+"""Each of the seed's three example configurations, on the lab: the sessions it
+implies are Established, the control-plane VIP goes to the peers its nodes are mapped
+to, and the demo Service VIP is reachable through both ToRs by ECMP."""
+
+from __future__ import annotations
+
+import pytest
+
+from bgplb.lab import drills
+from bgplb.lab.topology import (
+    BIRD_IP,
+    CONTROL_PLANE_VIP,
+    DEMO_VIP,
+    FLOATING_IPS,
+    FRR_IP,
+    NODES,
+    Lab,
+)
+from e2e.conftest import build, teardown
+
+CP_NODES = [n for n in NODES if n.control_plane]
+LB_IPS = {n.ip for n in CP_NODES}
+
+
+def expected_control_plane(example: int) -> tuple[set[str], dict[str, set[str]]]:
+    """Control-plane session names, and the control-plane VIP's next hops per ToR."""
+    if example == 1:
+        names = {f"{tor}-{n.name}" for tor in (FRR_IP, BIRD_IP) for n in CP_NODES}
+        return names, {"frr": LB_IPS, "bird": LB_IPS}
+    names = {f"{FRR_IP}-n1", f"{FRR_IP}-n2", f"{BIRD_IP}-n3"}
+    return names, {"frr": {"192.0.2.11", "192.0.2.12"}, "bird": {"192.0.2.13"}}
+
+
+def check(lab: Lab, example: int) -> None:
+    sessions = lab.get("bgpsessions")["items"]
+    assert all(s["status"]["state"] == "Established" for s in sessions), lab.kubectl(
+        "get", "bgpsessions"
+    )
+    cp_names, cp_hops = expected_control_plane(example)
+    control_plane = {s["metadata"]["name"] for s in sessions if s["spec"]["type"] == "ControlPlane"}
+    assert control_plane == cp_names
+    data_plane = [s for s in sessions if s["spec"]["type"] == "Service"]
+    # Every floating IP peers with both ToRs: with the control-plane peers (examples
+    # 1 and 2: no BGPPeer objects) or with the labelled BGPPeers (example 3).
+    assert sorted((s["spec"]["localIP"], s["spec"]["peerIP"]) for s in data_plane) == sorted(
+        (ip, tor) for ip in FLOATING_IPS for tor in (FRR_IP, BIRD_IP)
+    )
+    assert lab.tor_next_hops(CONTROL_PLANE_VIP) == cp_hops
+    assert lab.tor_next_hops(DEMO_VIP) == {"frr": LB_IPS, "bird": LB_IPS}
+    answers = lab.client_requests(30)
+    served = {n.name for n in CP_NODES if f"answered by {n.name}" in answers}
+    assert len(served) >= 2, answers  # ECMP over the nodes, by flow
+    assert "FAILED" not in answers
+
+
+@pytest.mark.parametrize("example", [1, 2])
+def test_seed_example(example: int) -> None:
+    lab = build(example)
+    try:
+        lab.up()
+        drills.wait_stable(lab)
+        check(lab, example)
+    finally:
+        teardown(lab)
+
+
+def test_seed_example_3_separate_control_plane_and_data_plane_peers(lab: Lab) -> None:
+    check(lab, 3)
+    peers = {p["metadata"]["name"] for p in lab.get("bgppeers")["items"]}
+    assert peers == {"tor-frr", "tor-bird"}

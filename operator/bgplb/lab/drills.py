@@ -1,0 +1,401 @@
+"""Failure drills on a running lab, each returning what it measured.
+
+The e2e tests assert on these results; the lab benchmark repeats them for medians.
+Times are wall-clock seconds (the client in its own namespace logs wall-clock too).
+Every drill leaves the lab as it found it: failed nodes rebooted, routers restarted,
+peers removed, partitions healed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bgplb.lab.daemons import FRR, stop_processes, wait_for
+from bgplb.lab.manifests import NAMESPACE, peer
+from bgplb.lab.topology import (
+    APISERVER_IP,
+    DEMO_VIP,
+    FABRIC,
+    LOCAL_ASN,
+    NODES,
+    TOR_ASN,
+    Lab,
+)
+
+LB_NODES = frozenset(n.name for n in NODES if n.control_plane)
+
+
+# --- observing ----------------------------------------------------------------------
+
+
+@dataclass
+class TrafficLog:
+    """Requests the client made while a drill ran."""
+
+    requests: list[dict[str, Any]]
+
+    @property
+    def failed(self) -> int:
+        return sum(not r["ok"] for r in self.requests)
+
+    def restored_after(self, t0: float) -> float:
+        """Seconds from t0 to the first answered request after the last failed one
+        (0 when nothing failed)."""
+        failures: list[float] = [r["t"] for r in self.requests if not r["ok"] and r["t"] >= t0]
+        if not failures:
+            return 0.0
+        last = max(failures)
+        later: list[float] = [r["t"] for r in self.requests if r["ok"] and r["t"] > last]
+        return (min(later) if later else last) - t0
+
+
+@contextlib.contextmanager
+def traffic(lab: Lab) -> Iterator[Callable[[], TrafficLog]]:
+    """Continuous requests to the demo VIP from the client, every 50 ms."""
+    log = lab.workdir / f"traffic-{time.monotonic_ns()}.jsonl"
+    proc = lab.start_traffic(log)
+    wait_for("the first request", lambda: log.exists() and log.stat().st_size > 0, timeout=10)
+
+    def read() -> TrafficLog:
+        lines = log.read_text().splitlines()
+        return TrafficLog([json.loads(line) for line in lines if line.endswith("}")])
+
+    try:
+        yield read
+    finally:
+        stop_processes(proc)
+
+
+def session_marks(lab: Lab) -> dict[str, Any]:
+    """What a flap changes at the ToRs: FRR's per-neighbour connection counters and
+    establishment time, BIRD's per-session 'since'."""
+    marks: dict[str, Any] = {}
+    for address, n in lab.frr.json("show bgp neighbors").items():
+        if n.get("bgpState") == "Established":
+            marks[f"frr/{address}"] = (
+                n.get("connectionsEstablished"),
+                n.get("connectionsDropped"),
+                n.get("bgpTimerUpEstablishedEpoch"),
+            )
+    for line in lab.bird.birdc("show protocols").splitlines():
+        words = line.split()
+        if words and words[0].startswith("node") and "Established" in words:
+            marks[f"bird/{words[0]}"] = words[4]
+    return marks
+
+
+def flaps(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """Sessions that went down or came up again in between."""
+    return sorted(k for k in before.keys() | after.keys() if not _same(before.get(k), after.get(k)))
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, tuple) and isinstance(b, tuple):
+        # FRR derives the establishment epoch from the uptime: it jitters by a second.
+        return a[:2] == b[:2] and abs((a[2] or 0) - (b[2] or 0)) <= 2
+    return bool(a == b)
+
+
+def wait_stable(lab: Lab, timeout: float = 120) -> None:
+    """Every session Established, the VIP on both ToRs via every LB node, and each
+    floating IP on exactly the node the controller chose."""
+    lab.wait_ready(timeout)
+
+    def settled() -> bool:
+        holders = lab.holders()
+        plumbed = lab.plumbed()
+        return len(holders) == 2 and all(plumbed.get(ip) == [n] for ip, n in holders.items())
+
+    wait_for("floating IPs settled", settled, timeout)
+    lab.wait_ready(timeout)
+
+
+# --- drills -------------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    name: str
+    figures: dict[str, Any] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return f"{self.name}: " + ", ".join(f"{k}={v}" for k, v in self.figures.items())
+
+
+def lb_node_failure(lab: Lab) -> Result:
+    """A load-balancing node that holds no floating IP dies: its next hop must leave
+    the ToRs' ECMP routes; measure until every request is answered again."""
+    victim = sorted(LB_NODES - set(lab.holders().values()))[0]
+    ip = lab.node(victim).ip
+    with traffic(lab) as log:
+        time.sleep(1)
+        t0 = time.time()
+        lab.fail_node(victim)
+        wait_for(
+            "the dead node's next hop withdrawn from both ToRs",
+            lambda: all(ip not in hops for hops in lab.tor_next_hops(DEMO_VIP).values()),
+            timeout=30,
+            every=0.05,
+        )
+        withdrawn = time.time() - t0
+        time.sleep(2)
+        result = log()
+    lab.restore_node(victim)
+    wait_stable(lab)
+    return Result(
+        "lb-node failure",
+        {
+            "node": victim,
+            "route_withdrawn_s": round(withdrawn, 2),
+            "traffic_restored_s": round(result.restored_after(t0), 2),
+            "failed_requests": result.failed,
+            "requests": len(result.requests),
+        },
+    )
+
+
+def floating_ip_node_failure(lab: Lab) -> Result:
+    """The node holding a floating IP dies: the IP and its sessions move; with
+    sessions ≥ 2 the VIP route never leaves the ToRs."""
+    holders = lab.holders()
+    floating_ip, victim = sorted(holders.items())[0]
+    samples: list[dict[str, set[str]]] = []
+
+    def moved() -> bool:
+        samples.append(lab.tor_next_hops(DEMO_VIP))
+        return any(
+            s["metadata"]["labels"].get("networking.bgplb.io/node") != victim
+            and s["spec"].get("localIP") == floating_ip
+            and s.get("status", {}).get("state") == "Established"
+            for s in lab.get("bgpsessions")["items"]
+            if s["spec"].get("type") == "Service"
+        )
+
+    with traffic(lab) as log:
+        time.sleep(1)
+        t0 = time.time()
+        lab.fail_node(victim)
+        wait_for("a session from the floating IP on another node", moved, timeout=60, every=0.05)
+        established = time.time() - t0
+        new_holder = lab.holders().get(floating_ip)
+        time.sleep(2)
+        result = log()
+    lab.restore_node(victim)
+    wait_stable(lab)
+    return Result(
+        "floating-IP node failure",
+        {
+            "floating_ip": floating_ip,
+            "from": victim,
+            "to": new_holder,
+            "established_elsewhere_s": round(established, 2),
+            "route_samples": len(samples),
+            "samples_without_route": sum(not all(s.values()) for s in samples),
+            "traffic_restored_s": round(result.restored_after(t0), 2),
+            "failed_requests": result.failed,
+        },
+    )
+
+
+def _restart_under_traffic(lab: Lab, name: str, restart: Callable[[], None]) -> Result:
+    before = session_marks(lab)
+    holders = lab.holders()
+    with traffic(lab) as log:
+        time.sleep(1)
+        t0 = time.time()
+        restart()
+        result = log()
+    after = session_marks(lab)
+    return Result(
+        name,
+        {
+            "seconds": round(time.time() - t0, 1),
+            "failed_requests": result.failed,
+            "requests": len(result.requests),
+            "flaps": flaps(before, after),
+            "floating_ips_moved": lab.holders() != holders,
+        },
+    )
+
+
+def agent_restart(lab: Lab) -> Result:
+    """Restart the agent of a floating-IP holder (a rollout): nothing may notice."""
+    node = sorted(lab.holders().values())[0]
+
+    log = lab.workdir / f"agent-{node}.log"
+
+    def restart() -> None:
+        started = log.read_text().count('"agent starting"')
+        pids = lab.signal(node, "bgplb.agent", signal.SIGTERM)
+        wait_for("the agent gone", lambda: not any(_alive(p) for p in pids), timeout=20)
+        lab.start_agent(node)
+        wait_for("the new agent", lambda: log.read_text().count('"agent starting"') > started, 30)
+        time.sleep(lab.lease_expiry + 3)  # past any fence or handover it could cause
+
+    return _restart_under_traffic(lab, "agent restart", restart)
+
+
+def controller_restart(lab: Lab) -> Result:
+    """Restart the controller (its Pod restarts): nothing may notice."""
+    log = lab.workdir / "controller.log"
+
+    def restart() -> None:
+        leading = log.read_text().count('"leading"')
+        lab.signal("apiserver", "bgplb.controller", signal.SIGTERM)
+        wait_for(
+            "the new controller leading",
+            lambda: log.read_text().count('"leading"') > leading,
+            timeout=60,
+        )
+        time.sleep(lab.lease_expiry + 3)  # its hold-off, then a full reconcile
+
+    return _restart_under_traffic(lab, "controller restart", restart)
+
+
+def apiserver_outage(lab: Lab, seconds: float = 60) -> Result:
+    """The API server is down: BGP, floating IPs and traffic must not notice."""
+
+    def outage() -> None:
+        lab.api.stop_apiserver(crash=True)
+        time.sleep(seconds)
+        lab.api.start_apiserver()
+        time.sleep(lab.lease_expiry + 5)  # agents renew, the controller comes back
+
+    plumbed = lab.plumbed()
+    result = _restart_under_traffic(lab, f"API server down {seconds:.0f}s", outage)
+    result.figures["floating_ips_unplumbed"] = plumbed != lab.plumbed()
+    wait_stable(lab)
+    return result
+
+
+def tor_restart(lab: Lab, which: str) -> Result:
+    """Restart one ToR: its sessions come back, the other ToR's never drop."""
+    tor: Any = lab.bird if which == "bird" else lab.frr
+    other = "frr/" if which == "bird" else "bird/"
+    before = {k: v for k, v in session_marks(lab).items() if k.startswith(other)}
+    with traffic(lab) as log:
+        time.sleep(1)
+        t0 = time.time()
+        if which == "bird":
+            lab.signal("tor-bird", "bird -f", signal.SIGTERM)
+        else:
+            for daemon in ("bgpd", "zebra"):
+                lab.signal("tor-frr", f"/usr/lib/frr/{daemon}", signal.SIGTERM)
+        time.sleep(1)
+        tor.start()
+        lab.wait_ready(timeout=120)
+        back = time.time() - t0
+        result = log()
+    after = {k: v for k, v in session_marks(lab).items() if k.startswith(other)}
+    return Result(
+        f"ToR restart ({which})",
+        {
+            "sessions_and_routes_back_s": round(back, 2),
+            "other_tor_flaps": flaps(before, after),
+            "failed_requests": result.failed,
+        },
+    )
+
+
+def peers_added_and_removed(lab: Lab) -> Result:
+    """The seed's controlled update: add a peer, then remove it, one at a time; the
+    sessions to the other peers never drop."""
+    router = lab.add_host("tor3", "192.0.2.3")
+    frr = FRR(router, lab.workdir, TOR_ASN, FABRIC, LOCAL_ASN).start()
+    label = {"cluster.baremetal.gke.io/default-peer": "true"}
+    new_peer = peer("tor3", label, localASN=LOCAL_ASN, peerASN=TOR_ASN, peerIP="192.0.2.3")
+    new_peer["spec"]["sessions"] = 2
+    before = session_marks(lab)
+    try:
+        with traffic(lab) as log:
+            t0 = time.time()
+            lab.apply([new_peer])
+            wait_for(
+                "two sessions to the new peer",
+                lambda: (
+                    len(frr.established()) == 2
+                    and sum(s == "Established" for n, s in lab.sessions().items() if "tor3" in n)
+                    == 2
+                ),
+                timeout=60,
+            )
+            added = time.time() - t0
+            hops_on_new = frr.kernel_next_hops(DEMO_VIP)
+            middle = session_marks(lab)
+            t1 = time.time()
+            lab.kubectl("delete", "bgppeer", "tor3", "-n", NAMESPACE)
+            wait_for("the new peer's sessions gone", lambda: not frr.established(), timeout=60)
+            removed = time.time() - t1
+            result = log()
+        after = session_marks(lab)
+    finally:
+        frr.stop()
+        lab.remove_host("tor3")
+    return Result(
+        "peer added then removed",
+        {
+            "added_established_s": round(added, 2),
+            "removed_s": round(removed, 2),
+            "vip_next_hops_on_new_peer": sorted(hops_on_new),
+            "flaps_while_adding": flaps(before, {k: middle[k] for k in before if k in middle}),
+            "flaps_overall": flaps(before, after),
+            "failed_requests": result.failed,
+        },
+    )
+
+
+def partition(lab: Lab, seconds: float = 15) -> Result:
+    """Cut one floating-IP holder off from the API server (not from the fabric): it
+    must drop its IPs before another node takes them — never live on two nodes."""
+    holders = lab.holders()
+    floating_ip, victim = sorted(holders.items())[0]
+    host = lab.host(victim, lab.node(victim).ip)
+    doubles: list[dict[str, list[str]]] = []
+    samples = 0
+    host.exec("ip", "route", "add", "blackhole", f"{APISERVER_IP}/32")
+    t0 = time.time()
+    moved_at = None
+    try:
+        while time.time() - t0 < seconds:
+            where = lab.plumbed()
+            samples += 1
+            if any(len(nodes) > 1 for nodes in where.values()):
+                doubles.append(where)
+            if moved_at is None and where.get(floating_ip, [victim]) != [victim]:
+                moved_at = time.time() - t0
+    finally:
+        host.exec("ip", "route", "del", "blackhole", f"{APISERVER_IP}/32")
+    healed = time.time()
+    while time.time() - healed < 8:  # the healed node comes back: still never twice
+        where = lab.plumbed()
+        samples += 1
+        if any(len(nodes) > 1 for nodes in where.values()):
+            doubles.append(where)
+    wait_stable(lab)
+    return Result(
+        "partition node↔API server",
+        {
+            "node": victim,
+            "floating_ip": floating_ip,
+            "moved_after_s": None if moved_at is None else round(moved_at, 2),
+            "samples": samples,
+            "samples_live_on_two_nodes": len(doubles),
+            "fenced": "self-fencing" in (lab.workdir / f"agent-{victim}.log").read_text(),
+        },
+    )
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie whose parent has not reaped it yet counts as gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
