@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 STUBS := operator/bgplb/agent/speaker/stubs/gobgp_pb2.py
 GOBGP_PROTO := /usr/share/gocode/src/github.com/osrg/gobgp/api/gobgp.proto
 
-.PHONY: test deps venv lint types unit crds bench-plan bench-speaker bench-controller clean
+.PHONY: test deps venv lint types unit crds bench-plan bench-speaker bench-controller bench-lab lab lab-status lab-down clean
 
 test: lint types unit
 
@@ -55,3 +55,16 @@ bench-speaker: venv
 
 bench-controller: venv
 	$(PY) bench/bench_controller.py
+
+bench-lab: venv
+	$(PY) bench/bench_lab.py
+
+# The lab: a whole cluster in network namespaces (see README). Needs root.
+lab: venv
+	$(VENV)/bin/bgplb lab up
+
+lab-status: venv
+	$(VENV)/bin/bgplb lab status
+
+lab-down: venv
+	$(VENV)/bin/bgplb lab down
