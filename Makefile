@@ -29,7 +29,12 @@ $(STAMP): pyproject.toml constraints.txt
 $(STUBS): $(STAMP) operator/bgplb/agent/speaker/protogen.py | deps
 	$(PY) -m bgplb.agent.speaker.protogen
 
-venv: deps $(STAMP) $(STUBS)
+# helm (for the chart tests), cached outside the clone.
+HELM_STAMP := $(VENV)/.helm
+$(HELM_STAMP): $(STAMP) scripts/install-helm.sh
+	PYTHON=$(PY) bash scripts/install-helm.sh > $@
+
+venv: deps $(STAMP) $(STUBS) $(HELM_STAMP)
 
 lint: venv
 	$(VENV)/bin/ruff check .
@@ -41,8 +46,10 @@ types: venv
 unit: venv
 	$(VENV)/bin/pytest -q
 
+# The chart carries its own copy (helm installs CRDs from the chart's crds/).
 crds: venv
 	$(VENV)/bin/bgplb gen-crds --output crds
+	$(VENV)/bin/bgplb gen-crds --output charts/bgplb/crds
 
 bench-plan: venv
 	$(PY) bench/bench_plan.py

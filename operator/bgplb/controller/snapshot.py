@@ -16,9 +16,8 @@ from pydantic import ValidationError
 
 from bgplb.agent.lease import ADDRESSES_ANNOTATION, LEASE_PREFIX
 from bgplb.api import BGPLoadBalancer, BGPPeer, NetworkGatewayGroup
-from bgplb.core.snapshot import Node, Peer, Service, ServiceKey, Snapshot
+from bgplb.core.snapshot import POOL_ANNOTATION, Node, Peer, Service, ServiceKey, Snapshot
 
-POOL_ANNOTATION = "networking.bgplb.io/address-pool"
 JSON = Mapping[str, Any]
 
 

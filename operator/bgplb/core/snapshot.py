@@ -16,6 +16,8 @@ from bgplb.api import BGPLoadBalancerSpec, BGPPeerSpec, NetworkGatewayGroupSpec
 
 LOAD_BALANCER_CLASS = "bgplb.io/bgp"
 """Services with this loadBalancerClass, or none, are ours; others are left alone."""
+POOL_ANNOTATION = "networking.bgplb.io/address-pool"
+"""On a Service: allocate its VIP from this address pool."""
 
 ServiceKey = str
 """'namespace/name'."""

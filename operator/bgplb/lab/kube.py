@@ -136,6 +136,8 @@ class KubeAPI:
     """Run inside this network namespace (the lab's control-plane host)."""
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
     ca: CA = field(default_factory=CA.create)
+    extra_args: list[str] = field(default_factory=list)
+    """More kube-apiserver flags."""
     _apiserver_args: list[str] = field(default_factory=list)
 
     @property
@@ -218,6 +220,7 @@ class KubeAPI:
             "--enable-priority-and-fairness=false",
             "--profiling=false",
             "--v=1",
+            *self.extra_args,
         ]
         self._write_kubeconfig(ca, paths["admin.crt"], paths["admin.key"])
         return self.start_apiserver(timeout)

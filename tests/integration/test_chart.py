@@ -1,0 +1,298 @@
+"""The Helm chart and the admission webhooks against a real kube-apiserver.
+
+- `helm lint`; `helm template` accepted by the API server (server-side dry run);
+- `helm install`: every object accepted, the default CRs exist (no kubelet: no Pods);
+- the webhook server, with the certificate the chart generated, reached by the API
+  server through the chart's Service (endpoint routing; Endpoints written by hand in
+  place of a running Pod): a bad BGPPeer refused naming the field, a good one
+  admitted with its defaults and warnings, a Service VIP conflict refused;
+- RBAC: what the agent's service account may and may not do, and the admission
+  policy that holds each agent to its own node's Lease.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bgplb.lab.daemons import stop_processes, wait_for
+from bgplb.lab.kube import ROOT, KubeAPI, free_port
+from bgplb.lab.manifests import peer, service
+from bgplb.lab.netns import Host, segment
+
+NS = "kube-system"
+CHART = ROOT / "charts" / "bgplb"
+API_IP = "192.0.2.250"
+VALUES = [
+    "--set", "localASN=65001",
+    "--set", "floatingIPs={192.0.2.100,192.0.2.101}",
+    "--set", "peers[0].name=tor-a", "--set", "peers[0].peerIP=192.0.2.1",
+    "--set", "peers[0].peerASN=65002", "--set", "peers[0].sessions=2",
+    "--set", "addressPools[0].name=pool1",
+    "--set", "addressPools[0].addresses={203.0.113.1-203.0.113.4}",
+]  # fmt: skip
+AGENT = f"system:serviceaccount:{NS}:bgplb-agent"
+
+
+def helm_binary() -> str:
+    out = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "install-helm.sh")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return out.stdout.strip()
+
+
+def test_helm_lint() -> None:
+    helm = helm_binary()
+    for args in ([], VALUES):
+        done = subprocess.run(
+            [helm, "lint", "--strict", str(CHART), *args],
+            check=False,
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_values_schema_refuses_bad_values() -> None:
+    done = subprocess.run(
+        [helm_binary(), "template", "x", str(CHART), "--set", "localASN=0"],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode != 0
+    assert "localASN" in done.stderr
+
+
+def test_helm_template_is_accepted_by_the_api_server(kube: KubeAPI) -> None:
+    rendered = subprocess.run(
+        [helm_binary(), "template", "bgplb", str(CHART), "-n", NS, "--include-crds", *VALUES],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    kinds = {d["kind"] for d in yaml.safe_load_all(rendered) if d}
+    assert {"DaemonSet", "Deployment", "ValidatingWebhookConfiguration"} <= kinds
+    out = kube.kubectl("apply", "--server-side", "--dry-run=server", "-f", "-", stdin=rendered)
+    assert "serverside-applied (server dry run)" in out
+    assert out.count("(server dry run)") == len([d for d in yaml.safe_load_all(rendered) if d])
+
+
+# --- helm install into an API server in a namespace, with the webhook serving ----------
+
+
+@dataclass
+class Installed:
+    api: KubeAPI
+    host: Host
+    workdir: Path
+
+    def kubectl(self, *args: str, stdin: str | None = None, check: bool = True) -> str:
+        return self.api.kubectl(*args, stdin=stdin, check=check)
+
+
+@pytest.fixture(scope="module")
+def installed() -> Iterator[Installed]:
+    work = Path(tempfile.mkdtemp(prefix="bgplb-chart-"))
+    webhook: subprocess.Popen[bytes] | None = None
+    with segment(f"bh{os.getpid() % 10000}-") as seg:
+        host = seg.add_host("api", f"{API_IP}/24")
+        # Webhooks are reached through their Service's endpoints (no kube-proxy here).
+        api = KubeAPI(
+            work / "kube",
+            host=API_IP,
+            port=free_port(),
+            netns=host.netns,
+            extra_args=["--enable-aggregator-routing=true"],
+        )
+        try:
+            api.start()
+            helm = [
+                "ip", "netns", "exec", host.netns, helm_binary(),
+                f"--kubeconfig={api.kubeconfig}",
+            ]  # fmt: skip
+            subprocess.run(
+                [*helm, "install", "bgplb", str(CHART), "-n", NS, *VALUES],
+                check=True,
+                capture_output=True,
+            )
+            tls = json.loads(api.kubectl("get", "secret", "bgplb-webhook-tls", "-o", "json"))
+            for key in ("tls.crt", "tls.key"):
+                (work / key).write_bytes(base64.b64decode(tls["data"][key]))
+            # What the endpoints controller would write for a ready webhook Pod.
+            endpoints = {
+                "apiVersion": "v1",
+                "kind": "Endpoints",
+                "metadata": {"name": "bgplb-webhook", "namespace": NS},
+                "subsets": [
+                    {
+                        "addresses": [{"ip": API_IP}],
+                        "ports": [{"name": "https", "port": 9443}],
+                    }
+                ],
+            }
+            api.kubectl("apply", "-f", "-", stdin=json.dumps(endpoints))
+            webhook = host.popen(
+                [
+                    sys.executable, "-m", "bgplb_webhooks.server",
+                    "--kubeconfig", str(api.kubeconfig), "--namespace", NS,
+                    "--address", API_IP, "--port", "9443",
+                    "--tls-cert", str(work / "tls.crt"), "--tls-key", str(work / "tls.key"),
+                ],
+                work / "webhook.log",
+            )  # fmt: skip
+            wait_for("the webhook", lambda: "serving" in (work / "webhook.log").read_text())
+            yield Installed(api, host, work)
+        finally:
+            stop_processes(webhook)
+            api.stop()
+            if os.environ.get("BGPLB_KEEP_LOGS") is None:
+                shutil.rmtree(work, ignore_errors=True)
+
+
+def test_helm_install_creates_every_object_and_the_default_configuration(
+    installed: Installed,
+) -> None:
+    for kind, name in [
+        ("deployment", "bgplb-controller"),
+        ("deployment", "bgplb-webhook"),
+        ("daemonset", "bgplb-agent"),
+        ("service", "bgplb-controller-metrics"),
+        ("poddisruptionbudget", "bgplb-controller"),
+        ("validatingwebhookconfiguration", "bgplb-validate"),
+        ("mutatingwebhookconfiguration", "bgplb-defaults"),
+        ("validatingadmissionpolicy", "bgplb-agent-own-lease"),
+        ("bgploadbalancer", "default"),
+        ("networkgatewaygroup", "default"),
+        ("bgppeer", "tor-a"),
+    ]:
+        installed.kubectl("get", kind, name, "-n", NS)
+    daemonset = json.loads(installed.kubectl("get", "ds", "bgplb-agent", "-o", "json"))
+    pod = daemonset["spec"]["template"]["spec"]
+    assert pod["hostNetwork"] is True
+    agent = next(c for c in pod["containers"] if c["name"] == "agent")
+    assert agent["securityContext"]["capabilities"] == {"add": ["NET_ADMIN"], "drop": ["ALL"]}
+    assert not agent["securityContext"]["privileged"]
+    gobgpd = next(c for c in pod["containers"] if c["name"] == "gobgpd")
+    assert "--api-hosts=127.0.0.1:50051" in gobgpd["args"]
+    assert any(t["key"] == "node-role.kubernetes.io/control-plane" for t in pod["tolerations"])
+
+
+def test_webhook_refuses_a_bad_peer_naming_the_field(installed: Installed) -> None:
+    bad = peer("tor-b", peerIP="192.0.2.1", peerASN=65001)
+    out = installed.kubectl("apply", "-f", "-", stdin=json.dumps(bad), check=False)
+    assert 'admission webhook "config.validate.networking.bgplb.io" denied the request' in out
+    assert "spec.peerASN: equals spec.localASN (65001): only eBGP is supported" in out
+    assert "spec.peerIP: 192.0.2.1 is already the peer of BGPPeer tor-a" in out
+    installed.kubectl("get", "bgppeer", "tor-a")  # nothing already there was touched
+    assert "tor-b" not in installed.kubectl("get", "bgppeers")
+
+
+def test_webhook_admits_a_good_peer_with_defaults_and_warnings(installed: Installed) -> None:
+    good = peer("tor-b", peerIP="192.0.2.2", peerASN=65002, sessions=1)
+    out = installed.kubectl("apply", "-f", "-", stdin=json.dumps(good), check=False)
+    assert "bgppeer.networking.bgplb.io/tor-b created" in out
+    assert "Warning: spec.sessions: 1" in out
+    stored = json.loads(installed.kubectl("get", "bgppeer", "tor-b", "-o", "json"))["spec"]
+    assert stored["holdTimeSeconds"] == 9
+    assert stored["keepaliveTimeSeconds"] == 3
+    installed.kubectl("delete", "bgppeer", "tor-b")
+
+
+def test_webhook_refuses_a_floating_ip_outside_the_pool_rules(installed: Installed) -> None:
+    gateway = json.loads(installed.kubectl("get", "ngg", "default", "-o", "json"))
+    gateway["spec"]["floatingIPs"] = ["192.0.2.100", "203.0.113.2"]
+    out = installed.kubectl("apply", "-f", "-", stdin=json.dumps(gateway), check=False)
+    assert "spec.floatingIPs[1]: 203.0.113.2 is inside address pool" in out
+
+
+def test_webhook_refuses_a_service_vip_already_taken(installed: Installed) -> None:
+    first = service("a", loadBalancerIP="203.0.113.2")
+    installed.kubectl("apply", "-f", "-", stdin=json.dumps(first))
+    second = service("b", loadBalancerIP="203.0.113.2")
+    out = installed.kubectl("apply", "-f", "-", stdin=json.dumps(second), check=False)
+    assert "spec.loadBalancerIP: 203.0.113.2 is already the VIP of Service default/a" in out
+    outside = service("c", loadBalancerIP="198.51.100.9")
+    out = installed.kubectl("apply", "-f", "-", stdin=json.dumps(outside), check=False)
+    assert "spec.loadBalancerIP: 198.51.100.9 is not in any address pool" in out
+    installed.kubectl("delete", "service", "a", "-n", "default")
+
+
+def _can(installed: Installed, *args: str) -> bool:
+    out = installed.kubectl("auth", "can-i", *args, f"--as={AGENT}", "-n", NS, check=False)
+    return out.strip().splitlines()[0] == "yes"
+
+
+def test_agent_rbac_is_least_privilege(installed: Installed) -> None:
+    assert _can(installed, "list", "bgpsessions.networking.bgplb.io")
+    assert _can(installed, "patch", "bgpsessions.networking.bgplb.io", "--subresource=status")
+    assert not _can(installed, "patch", "bgpsessions.networking.bgplb.io")
+    assert not _can(installed, "patch", "bgppeers.networking.bgplb.io")
+    assert not _can(installed, "update", "bgppeers.networking.bgplb.io")
+    assert not _can(installed, "get", "bgppeers.networking.bgplb.io")
+    assert not _can(installed, "get", "secrets")
+    assert not _can(installed, "delete", "leases.coordination.k8s.io")
+    assert not _can(installed, "update", "leases.coordination.k8s.io/bgplb-controller")
+
+
+def test_agent_may_write_only_its_own_nodes_lease(installed: Installed) -> None:
+    """RBAC names no Lease (one service account serves every node); the admission
+    policy compares the Lease with the node the agent's token is bound to."""
+
+    def create_lease(name: str, node: str) -> str:
+        lease = {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {"name": name, "namespace": NS},
+            "spec": {"holderIdentity": node},
+        }
+        return _impersonated_create(installed, lease, node)
+
+    out = create_lease("bgplb-node-n2", "n1")
+    assert "an agent may write only its own node's Lease (bgplb-node-n1), not bgplb-node-n2" in out
+    out = create_lease("bgplb-node-n1", "n1")
+    assert "created" in out
+
+
+def _impersonated_create(installed: Installed, lease: dict[str, object], node: str) -> str:
+    """kubectl 1.32 cannot impersonate user extras; the API can: a request as the
+    agent's service account, its token bound to `node`."""
+    script = (
+        "import json, sys\n"
+        "from kubernetes import client, config\n"
+        "config.load_kube_config(sys.argv[1])\n"
+        "api = client.ApiClient()\n"
+        f"api.set_default_header('Impersonate-User', {AGENT!r})\n"
+        "api.set_default_header('Impersonate-Group', 'system:serviceaccounts')\n"
+        "api.set_default_header("
+        "'Impersonate-Extra-authentication.kubernetes.io%2fnode-name', sys.argv[2])\n"
+        "body = json.loads(sys.stdin.read())\n"
+        "try:\n"
+        "    client.CoordinationV1Api(api).create_namespaced_lease("
+        f"{NS!r}, body)\n"
+        "    print('created')\n"
+        "except client.exceptions.ApiException as e:\n"
+        "    print(json.loads(e.body)['message'])\n"
+    )
+    done = subprocess.run(
+        [
+            "ip", "netns", "exec", installed.host.netns, sys.executable, "-c", script,
+            str(installed.api.kubeconfig), node,
+        ],
+        input=json.dumps(lease), capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    return done.stdout + done.stderr

@@ -1,0 +1,1 @@
+"""The bgplb admission webhook server (decisions live in bgplb.core.admission)."""

@@ -1,0 +1,185 @@
+"""`bgplb-webhook`: validating and defaulting admission for bgplb, over HTTPS.
+
+POST /validate and /mutate take AdmissionReview v1; GET /healthz. Per request it reads
+what the decision needs — our objects and the agents' Leases in the operator's
+namespace (and, for a Service, the other LoadBalancer Services) — and hands it to
+bgplb.core.admission, which holds every rule. The serving certificate is re-read when
+its files change (a Secret volume updated by the chart or cert-manager), so rotation
+needs no restart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import ssl
+from ipaddress import IPv4Interface, IPv4Network
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from bgplb.agent.lease import ADDRESSES_ANNOTATION, LEASE_PREFIX
+from bgplb.api import GROUP, VERSION, BGPLoadBalancer, BGPPeer, NetworkGatewayGroup
+from bgplb.core.admission import Context, response, review
+from bgplb.core.validate import Config, parse
+from bgplb.logs import setup_logging
+
+log = logging.getLogger("bgplb.webhook")
+
+
+class Reader:
+    """Reads the context of one decision from the API (synchronous client, in a thread)."""
+
+    def __init__(self, namespace: str) -> None:
+        from kubernetes import client
+
+        self.namespace = namespace
+        self.custom = client.CustomObjectsApi()
+        self.coordination = client.CoordinationV1Api()
+        self.core = client.CoreV1Api()
+        self.serialize = client.ApiClient().sanitize_for_serialization
+
+    def _ours(self, plural: str) -> list[Any]:
+        reply: Any = self.custom.list_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, plural, _request_timeout=3
+        )
+        parsed = [parse(item)[0] for item in reply["items"]]
+        return [p for p in parsed if p is not None]
+
+    def _node_subnets(self) -> list[IPv4Network]:
+        leases = self.coordination.list_namespaced_lease(self.namespace, _request_timeout=3).items
+        subnets = set()
+        for lease in leases:
+            meta = lease.metadata
+            if meta is None or not (meta.name or "").startswith(LEASE_PREFIX):
+                continue
+            text = (meta.annotations or {}).get(ADDRESSES_ANNOTATION, "")
+            for part in filter(None, text.split(",")):
+                with contextlib.suppress(ValueError):
+                    subnets.add(IPv4Interface(part.strip()).network)
+        return sorted(subnets)
+
+    def context(self, obj: dict[str, Any]) -> Context:
+        lbs = [r for r in self._ours("bgploadbalancers") if isinstance(r, BGPLoadBalancer)]
+        gws = [r for r in self._ours("networkgatewaygroups") if isinstance(r, NetworkGatewayGroup)]
+        peers = [r for r in self._ours("bgppeers") if isinstance(r, BGPPeer)]
+        config = Config(
+            load_balancer=next((r for r in lbs if r.metadata.name == "default"), None),
+            gateway=next((r for r in gws if r.metadata.name == "default"), None),
+            peers=peers,
+        )
+        services: list[dict[str, Any]] = []
+        if obj.get("kind") == "Service":
+            items = self.core.list_service_for_all_namespaces(_request_timeout=5).items
+            services = [
+                self.serialize(s) for s in items if s.spec and s.spec.type == "LoadBalancer"
+            ]
+        subnets = self._node_subnets() if obj.get("kind") == "NetworkGatewayGroup" else []
+        return Context(config, subnets, services, namespace=self.namespace)
+
+
+def app(reader: Reader) -> web.Application:
+    async def handle(request: web.Request, *, mutate: bool) -> web.Response:
+        review_request = (await request.json()).get("request") or {}
+        obj = review_request.get("object") or {}
+        ctx = await asyncio.to_thread(reader.context, obj)
+        decision = review(review_request, ctx, mutate=mutate)
+        meta = obj.get("metadata") or {}
+        log.info(
+            "admission",
+            extra={
+                "webhook": "mutate" if mutate else "validate",
+                "kind": obj.get("kind"),
+                "name": meta.get("name"),
+                "namespace": meta.get("namespace"),
+                "allowed": decision.allowed,
+                "message": decision.message,
+                "warnings": decision.warnings,
+            },
+        )
+        return web.json_response(response(review_request, decision))
+
+    async def validate(request: web.Request) -> web.Response:
+        return await handle(request, mutate=False)
+
+    async def mutate(request: web.Request) -> web.Response:
+        return await handle(request, mutate=True)
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    application = web.Application()
+    application.router.add_post("/validate", validate)
+    application.router.add_post("/mutate", mutate)
+    application.router.add_get("/healthz", healthz)
+    return application
+
+
+class RotatingCertificate:
+    """An SSL context whose certificate follows its files."""
+
+    def __init__(self, cert: Path, key: Path) -> None:
+        self.cert, self.key = cert, key
+        self.context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self.context.minimum_version = ssl.TLSVersion.TLSv1_2
+        self.loaded: tuple[float, float] = (0.0, 0.0)
+        self.reload()
+
+    def reload(self) -> bool:
+        stamp = (self.cert.stat().st_mtime, self.key.stat().st_mtime)
+        if stamp == self.loaded:
+            return False
+        # New handshakes use the new chain; connections already open keep theirs.
+        self.context.load_cert_chain(self.cert, self.key)
+        self.loaded = stamp
+        return True
+
+    async def watch(self, every: float = 10.0) -> None:
+        while True:
+            await asyncio.sleep(every)
+            try:
+                if self.reload():
+                    log.info("serving certificate reloaded", extra={"cert": str(self.cert)})
+            except (OSError, ssl.SSLError) as e:  # mid-update: keep the old one
+                log.warning("cannot reload the certificate", extra={"error": str(e)})
+
+
+def main(argv: list[str] | None = None) -> int:
+    from kubernetes import config
+
+    p = argparse.ArgumentParser(prog="bgplb-webhook", description=__doc__)
+    p.add_argument("--namespace", default=os.environ.get("BGPLB_NAMESPACE", "kube-system"))
+    p.add_argument("--kubeconfig", default=os.environ.get("KUBECONFIG"))
+    p.add_argument("--address", default="0.0.0.0", help="listen address")
+    p.add_argument("--port", type=int, default=9443)
+    p.add_argument("--tls-cert", type=Path, default=Path("/tls/tls.crt"))
+    p.add_argument("--tls-key", type=Path, default=Path("/tls/tls.key"))
+    args = p.parse_args(argv)
+    setup_logging()
+    if args.kubeconfig:
+        config.load_kube_config(args.kubeconfig)
+    else:
+        config.load_incluster_config()
+    cert = RotatingCertificate(args.tls_cert, args.tls_key)
+
+    async def run() -> None:
+        runner = web.AppRunner(app(Reader(args.namespace)), access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, args.address, args.port, ssl_context=cert.context).start()
+        log.info("serving", extra={"address": args.address, "port": args.port})
+        try:
+            await cert.watch()
+        finally:
+            await runner.cleanup()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
