@@ -94,10 +94,10 @@ def app(reader: Reader) -> web.Application:
             extra={
                 "webhook": "mutate" if mutate else "validate",
                 "kind": obj.get("kind"),
-                "name": meta.get("name"),
+                "object": meta.get("name"),
                 "namespace": meta.get("namespace"),
                 "allowed": decision.allowed,
-                "message": decision.message,
+                "reason": decision.message,
                 "warnings": decision.warnings,
             },
         )
