@@ -96,3 +96,26 @@ def test_gratuitous_arp_moves_the_neighbours_arp_entry(seg: Segment) -> None:
     finally:
         on_n1.close()
         on_n2.close()
+
+
+def test_without_raw_sockets_arp_requests_move_the_neighbours_entry(seg: Segment) -> None:
+    """The chart gives the agent NET_ADMIN only (no NET_RAW): no gratuitous ARP."""
+    ip = IPv4Address("192.0.2.100")
+    on_n1 = FloatingIPs(seg.hosts["n1"].netns)
+    on_n2 = FloatingIPs(seg.hosts["n2"].netns, raw_sockets=False)
+    try:
+        on_n1.sync([ip])
+        seg.hosts["peer"].exec("ping", "-c1", "-W1", str(ip))
+        seg.hosts["n2"].exec("ping", "-c1", "-W1", "192.0.2.1")  # n2 knows the peer
+
+        def entry() -> str:
+            out = json.loads(seg.hosts["peer"].exec("ip", "-j", "neigh", "show", str(ip)))
+            return str(out[0]["lladdr"]) if out else ""
+
+        assert entry() == _mac(seg, "n1")
+        on_n1.sync([])
+        on_n2.sync([ip])
+        wait_for("the peer's ARP entry to point at n2", lambda: entry() == _mac(seg, "n2"), 5)
+    finally:
+        on_n1.close()
+        on_n2.close()

@@ -42,6 +42,11 @@ class SyncResult:
     """Desired IPs no interface of this node can hold, and why."""
 
 
+# Neighbour states (linux/neighbour.h).
+NUD_REACHABLE, NUD_STALE, NUD_DELAY, NUD_PROBE, NUD_PERMANENT = 0x02, 0x04, 0x08, 0x10, 0x80
+DISCARD_PORT = 9
+
+
 def gratuitous_arp(ifname: str, mac: bytes, ip: IPv4Address) -> bytes:
     """An ARP request announcing `ip` at `mac` (sender IP = target IP), broadcast."""
     addr = ip.packed
@@ -53,8 +58,9 @@ def gratuitous_arp(ifname: str, mac: bytes, ip: IPv4Address) -> bytes:
 class FloatingIPs:
     """The floating IPs of one node, in the agent's network namespace (or `netns`)."""
 
-    def __init__(self, netns: str | None = None) -> None:
+    def __init__(self, netns: str | None = None, raw_sockets: bool = True) -> None:
         self.netns = netns
+        self.raw_sockets = raw_sockets
         self._ipr: Any = IPRoute(netns=netns) if netns else IPRoute()
 
     def close(self) -> None:
@@ -129,14 +135,44 @@ class FloatingIPs:
                 "add", index=home, address=str(ip), prefixlen=32, label=label_for(ifname)
             )
             added.append(ip)
-            self.announce(ifname, mac, ip)
+            self.announce(home, ifname, mac, ip)
             log.info("floating IP added", extra={"ip": str(ip), "interface": ifname})
         return SyncResult(tuple(added), tuple(removed), unplaceable)
 
-    def announce(self, ifname: str, mac: bytes, ip: IPv4Address) -> None:
-        with self._in_netns(), socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as sock:
-            sock.bind((ifname, 0))
-            sock.send(gratuitous_arp(ifname, mac, ip))
+    def announce(self, index: int, ifname: str, mac: bytes, ip: IPv4Address) -> None:
+        """Tell the segment `ip` is here now: a gratuitous ARP where raw sockets are
+        allowed (CAP_NET_RAW), else ARP requests from `ip` to every known neighbour."""
+        if self.raw_sockets:
+            try:
+                with self._in_netns(), socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as sock:
+                    sock.bind((ifname, 0))
+                    sock.send(gratuitous_arp(ifname, mac, ip))
+                return
+            except PermissionError:
+                self.raw_sockets = False
+                log.info("no CAP_NET_RAW: announcing floating IPs by ARP requests")
+        self.announce_by_request(index, ip)
+
+    def announce_by_request(self, index: int, ip: IPv4Address) -> list[str]:
+        """With NET_ADMIN only: forget each neighbour's ARP entry, then send it a UDP
+        datagram from `ip`. The kernel asks for the neighbour's MAC with `ip` as the
+        sender, and a host answering a request for its own address takes the sender's
+        address and MAC into its table — a gratuitous ARP's effect, on every host this
+        node has talked to (the ToRs among them). Returns the neighbours told."""
+        usable = NUD_REACHABLE | NUD_STALE | NUD_DELAY | NUD_PROBE | NUD_PERMANENT
+        told = []
+        for neighbour in self._ipr.get_neighbours(family=socket.AF_INET, ifindex=index):
+            dst = neighbour.get_attr("NDA_DST")
+            if not dst or not neighbour["state"] & usable or neighbour["state"] & NUD_PERMANENT:
+                continue
+            with contextlib.suppress(Exception):
+                self._ipr.neigh("del", dst=dst, ifindex=index)
+            with self._in_netns(), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+                sock.bind((str(ip), 0))
+                with contextlib.suppress(OSError):
+                    sock.sendto(b"", (dst, DISCARD_PORT))
+            told.append(dst)
+        return told
 
     @contextlib.contextmanager
     def _in_netns(self) -> Iterator[None]:
