@@ -24,7 +24,7 @@ def up(args: argparse.Namespace) -> int:
         return 2
     root = Path(__file__).resolve().parents[3]
     subprocess.run(["bash", str(root / "scripts" / "install-system-deps.sh")], check=True)
-    lab = Lab(args.dir, example=args.example).up()
+    lab = Lab(args.dir, prefix=args.prefix, example=args.example).up()
     print("waiting for sessions and routes ...", flush=True)
     try:
         lab.wait_ready(timeout=args.timeout)
@@ -40,7 +40,7 @@ def up(args: argparse.Namespace) -> int:
 
 
 def down(args: argparse.Namespace) -> int:
-    prefix = Lab.attach(args.dir).prefix if (args.dir / "lab.json").exists() else "bgplab-"
+    prefix = Lab.attach(args.dir).prefix if (args.dir / "lab.json").exists() else args.prefix
     Lab(args.dir, prefix=prefix, log=False).down()
     print("lab removed")
     return 0
@@ -64,6 +64,9 @@ def kubectl(args: argparse.Namespace) -> int:
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     lab = sub.add_parser("lab", help="the local lab: a whole cluster in network namespaces")
     lab.add_argument("--dir", type=Path, default=DEFAULT_DIR, help="logs and state")
+    lab.add_argument(
+        "--prefix", default="bgplab-", help="network namespace prefix (to run two labs at once)"
+    )
     verbs = lab.add_subparsers(dest="verb", required=True)
     p = verbs.add_parser("up", help="install what is missing, build the lab, show it working")
     p.add_argument("--example", type=int, choices=(1, 2, 3), default=3, help="seed topology")
