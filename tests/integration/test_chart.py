@@ -78,15 +78,40 @@ def test_values_schema_refuses_bad_values() -> None:
     assert "localASN" in done.stderr
 
 
-def test_helm_template_is_accepted_by_the_api_server(kube: KubeAPI) -> None:
+def test_helm_template_is_accepted_by_the_api_server(kube: KubeAPI, tmp_path: Path) -> None:
+    values = tmp_path / "values.yaml"
+    values.write_text(
+        yaml.safe_dump(
+            {
+                "controlPlane": {
+                    "vip": "198.51.100.8",
+                    "port": 443,
+                    "peers": [
+                        {"ip": "192.0.2.1", "asn": 65002, "controlPlaneNodes": ["192.0.2.11"]},
+                        {"ip": "192.0.2.2", "asn": 65002, "controlPlaneNodes": ["192.0.2.12"]},
+                    ],
+                },
+                "grafanaDashboard": {"enabled": True},
+            }
+        )
+    )
     rendered = subprocess.run(
-        [helm_binary(), "template", "bgplb", str(CHART), "-n", NS, "--include-crds", *VALUES],
+        [
+            helm_binary(), "template", "bgplb", str(CHART), "-n", NS, "--include-crds",
+            *VALUES, "-f", str(values),
+        ],
         capture_output=True,
         text=True,
         check=True,
-    ).stdout
-    kinds = {d["kind"] for d in yaml.safe_load_all(rendered) if d}
-    assert {"DaemonSet", "Deployment", "ValidatingWebhookConfiguration"} <= kinds
+    ).stdout  # fmt: skip
+    docs = [d for d in yaml.safe_load_all(rendered) if d]
+    kinds = {d["kind"] for d in docs}
+    assert {"DaemonSet", "Deployment", "ValidatingWebhookConfiguration", "ConfigMap"} <= kinds
+    lb = next(d for d in docs if d["kind"] == "BGPLoadBalancer")
+    assert lb["spec"]["controlPlane"]["vip"] == "198.51.100.8"
+    assert lb["spec"]["addressPools"] == [
+        {"name": "pool1", "addresses": ["203.0.113.1-203.0.113.4"]}
+    ]
     out = kube.kubectl("apply", "--server-side", "--dry-run=server", "-f", "-", stdin=rendered)
     assert "serverside-applied (server dry run)" in out
     assert out.count("(server dry run)") == len([d for d in yaml.safe_load_all(rendered) if d])
