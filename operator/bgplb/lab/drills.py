@@ -117,6 +117,20 @@ def wait_stable(lab: Lab, timeout: float = 120) -> None:
     lab.wait_ready(timeout)
 
 
+def settle(lab: Lab, quiet: float = 5, timeout: float = 90) -> dict[str, Any]:
+    """Wait until no session at either ToR has come or gone for `quiet` seconds, so a
+    drill's flaps are its own and not the tail of the one before. Returns the marks."""
+    deadline = time.monotonic() + timeout
+    marks = session_marks(lab)
+    while time.monotonic() < deadline:
+        time.sleep(quiet)
+        now = session_marks(lab)
+        if not flaps(marks, now):
+            return now
+        marks = now
+    raise TimeoutError(f"sessions still changing after {timeout}s: {flaps(marks, now)}")
+
+
 # --- drills -------------------------------------------------------------------------
 
 
@@ -205,7 +219,7 @@ def floating_ip_node_failure(lab: Lab) -> Result:
 
 
 def _restart_under_traffic(lab: Lab, name: str, restart: Callable[[], None]) -> Result:
-    before = session_marks(lab)
+    before = settle(lab)
     holders = lab.holders()
     with traffic(lab) as log:
         time.sleep(1)
@@ -279,7 +293,7 @@ def tor_restart(lab: Lab, which: str) -> Result:
     """Restart one ToR: its sessions come back, the other ToR's never drop."""
     tor: Any = lab.bird if which == "bird" else lab.frr
     other = "frr/" if which == "bird" else "bird/"
-    before = {k: v for k, v in session_marks(lab).items() if k.startswith(other)}
+    before = {k: v for k, v in settle(lab).items() if k.startswith(other)}
     with traffic(lab) as log:
         time.sleep(1)
         t0 = time.time()
@@ -312,7 +326,7 @@ def peers_added_and_removed(lab: Lab) -> Result:
     label = {"cluster.baremetal.gke.io/default-peer": "true"}
     new_peer = peer("tor3", label, localASN=LOCAL_ASN, peerASN=TOR_ASN, peerIP="192.0.2.3")
     new_peer["spec"]["sessions"] = 2
-    before = session_marks(lab)
+    before = settle(lab)
     try:
         with traffic(lab) as log:
             t0 = time.time()
