@@ -9,10 +9,16 @@ from bgplb.controller.main import Controller
 
 
 def test_keep_floating_ips_only_when_witnesses_agree_the_api_is_down_for_all() -> None:
-    assert keep_floating_ips([False, False, None])  # API down everywhere
-    assert not keep_floating_ips([False, True])  # someone reaches it: I am partitioned
-    assert not keep_floating_ips([None, None])  # nobody answers: I am isolated
-    assert not keep_floating_ips([])  # alone: cannot tell, be safe
+    assert keep_floating_ips([0.0, 0.0, None], settled=2)  # API down everywhere
+    assert not keep_floating_ips([0.0, 30.0], settled=2)  # someone reaches it: partitioned
+    assert not keep_floating_ips([None, None], settled=2)  # nobody answers: I am isolated
+    assert not keep_floating_ips([], settled=2)  # alone: cannot tell, be safe
+
+
+def test_witnesses_just_back_in_contact_mean_the_api_server_just_came_back() -> None:
+    # Agents renew a second apart: the first back must not make the others fence.
+    assert keep_floating_ips([0.4, 0.0, 0.0], settled=2)
+    assert not keep_floating_ips([2.5, 0.0], settled=2)
 
 
 def _lease(name: str, renewed: str) -> dict[str, object]:

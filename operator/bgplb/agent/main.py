@@ -73,6 +73,8 @@ class Agent:
     or witness verdict (until then the interfaces are left as they are)."""
     witnesses: list[str] = field(default_factory=list)
     kept_by_witnesses: bool = False
+    contact_since: float | None = None
+    """Since when every Lease renewal has succeeded (None: the last one failed)."""
     plumbed: frozenset[IPv4Address] | None = None
     """Floating IPs on this node now; read from the interfaces at start."""
     recovered_at: float = 0.0
@@ -165,9 +167,13 @@ class Agent:
         now = time.monotonic()
         return not self.recovered_at or now - self.recovered_at >= self.clock.duration
 
-    def api_reachable(self) -> bool:
-        """What this agent tells other agents that ask it as a witness."""
-        return self.clock is not None and not self.clock.must_fence(time.monotonic())
+    def api_reachable_for(self) -> float:
+        """What this agent tells other agents that ask it as a witness: for how long it
+        has been renewing its Lease without a failure (0: it cannot now)."""
+        now = time.monotonic()
+        if self.clock is None or self.contact_since is None or self.clock.must_fence(now):
+            return 0.0
+        return now - self.contact_since
 
     # --- status ----------------------------------------------------------------
 
@@ -256,6 +262,8 @@ class Agent:
                 addresses = await self.floating.node_addresses()
                 await asyncio.to_thread(self.lease.renew, dt.datetime.now(dt.UTC), addresses)
                 self.clock.renewed(time.monotonic())
+                if self.contact_since is None:
+                    self.contact_since = time.monotonic()
                 self.kept_by_witnesses = False
                 if self.fenced:
                     self.recovered_at = time.monotonic()
@@ -267,6 +275,7 @@ class Agent:
                 if rounds % 10 == 0:  # witnesses change rarely; a LIST every 10 s suffices
                     self.witnesses = await asyncio.to_thread(self.lease.witnesses)
             except Exception as e:
+                self.contact_since = None
                 metrics.API_ERRORS.labels("lease").inc()
                 log.warning("cannot renew lease", extra={"error": str(e)})
             rounds += 1
@@ -275,8 +284,14 @@ class Agent:
             await asyncio.sleep(max(0.0, 1.0 - (time.monotonic() - started)))
 
     async def _fence_or_keep(self) -> None:
+        assert self.clock is not None
         answers = await witness.ask(self.witnesses) if self.witnesses else []
-        if witness.keep_floating_ips(answers):
+        # Witnesses only just back in contact mean the API server is just back: the
+        # controller gives every node a fresh lease period then, and this agent's
+        # next renewal (within a second) will succeed too. Fence only once a witness
+        # has been in contact for as long as this agent has been out of it.
+        settled = self.clock.duration - self.clock.margin
+        if witness.keep_floating_ips(answers, settled):
             if not self.kept_by_witnesses:
                 self.kept_by_witnesses = True
                 log.warning(
@@ -466,7 +481,7 @@ def main(argv: list[str] | None = None) -> int:
         witness_runner = None
         if agent.lease is not None and args.witness_port:
             witness_runner = await witness.serve(
-                str(args.node_ip), args.witness_port, args.node, agent.api_reachable
+                str(args.node_ip), args.witness_port, args.node, agent.api_reachable_for
             )
         try:
             with contextlib.suppress(asyncio.CancelledError):
