@@ -77,32 +77,13 @@ def test_resync_on_start_adopts_its_own_and_converges(seg: Segment) -> None:
         restarted.close()
 
 
-def test_gratuitous_arp_moves_the_neighbours_arp_entry(seg: Segment) -> None:
-    ip = IPv4Address("192.0.2.100")
-    on_n1, on_n2 = FloatingIPs(seg.hosts["n1"].netns), FloatingIPs(seg.hosts["n2"].netns)
-    try:
-        on_n1.sync([ip])
-        seg.hosts["peer"].exec("ping", "-c1", "-W1", str(ip))
-
-        def entry() -> str:
-            out = json.loads(seg.hosts["peer"].exec("ip", "-j", "neigh", "show", str(ip)))
-            return str(out[0]["lladdr"]) if out else ""
-
-        assert entry() == _mac(seg, "n1")
-        on_n1.sync([])
-        on_n2.sync([ip])
-        # The peer sent nothing: only n2's gratuitous ARP can have moved its entry.
-        wait_for("the peer's ARP entry to point at n2", lambda: entry() == _mac(seg, "n2"), 5)
-    finally:
-        on_n1.close()
-        on_n2.close()
-
-
-def test_without_raw_sockets_arp_requests_move_the_neighbours_entry(seg: Segment) -> None:
-    """The chart gives the agent NET_ADMIN only (no NET_RAW): no gratuitous ARP."""
+@pytest.mark.parametrize("raw_sockets", [True, False], ids=["gratuitous-arp", "net-admin-only"])
+def test_a_moved_ip_moves_the_neighbours_arp_entry(seg: Segment, raw_sockets: bool) -> None:
+    """With CAP_NET_RAW a gratuitous ARP; without (the chart gives NET_ADMIN only)
+    ARP requests from the new address to every neighbour the node knows."""
     ip = IPv4Address("192.0.2.100")
     on_n1 = FloatingIPs(seg.hosts["n1"].netns)
-    on_n2 = FloatingIPs(seg.hosts["n2"].netns, raw_sockets=False)
+    on_n2 = FloatingIPs(seg.hosts["n2"].netns, raw_sockets=raw_sockets)
     try:
         on_n1.sync([ip])
         seg.hosts["peer"].exec("ping", "-c1", "-W1", str(ip))
@@ -115,6 +96,7 @@ def test_without_raw_sockets_arp_requests_move_the_neighbours_entry(seg: Segment
         assert entry() == _mac(seg, "n1")
         on_n1.sync([])
         on_n2.sync([ip])
+        # The peer sent nothing: only n2's announcement can have moved its entry.
         wait_for("the peer's ARP entry to point at n2", lambda: entry() == _mac(seg, "n2"), 5)
     finally:
         on_n1.close()

@@ -143,26 +143,36 @@ class Result:
         return f"{self.name}: " + ", ".join(f"{k}={v}" for k, v in self.figures.items())
 
 
+def _node_failure(
+    lab: Lab, victim: str, what: str, until: Callable[[], bool], timeout: float
+) -> tuple[float, float, TrafficLog]:
+    """Kill `victim` under client traffic, wait for `until`, then reboot it and let
+    the lab settle. Returns when it died, seconds until `until`, and the traffic."""
+    with traffic(lab) as log:
+        time.sleep(1)
+        t0 = time.time()
+        lab.fail_node(victim)
+        wait_for(what, until, timeout=timeout, every=0.05)
+        seconds = time.time() - t0
+        time.sleep(2)
+        result = log()
+    lab.restore_node(victim)
+    wait_stable(lab)
+    return t0, seconds, result
+
+
 def lb_node_failure(lab: Lab) -> Result:
     """A load-balancing node that holds no floating IP dies: its next hop must leave
     the ToRs' ECMP routes; measure until every request is answered again."""
     victim = sorted(LB_NODES - set(lab.holders().values()))[0]
     ip = lab.node(victim).ip
-    with traffic(lab) as log:
-        time.sleep(1)
-        t0 = time.time()
-        lab.fail_node(victim)
-        wait_for(
-            "the dead node's next hop withdrawn from both ToRs",
-            lambda: all(ip not in hops for hops in lab.tor_next_hops(DEMO_VIP).values()),
-            timeout=30,
-            every=0.05,
-        )
-        withdrawn = time.time() - t0
-        time.sleep(2)
-        result = log()
-    lab.restore_node(victim)
-    wait_stable(lab)
+    t0, withdrawn, result = _node_failure(
+        lab,
+        victim,
+        "the dead node's next hop withdrawn from both ToRs",
+        lambda: all(ip not in hops for hops in lab.tor_next_hops(DEMO_VIP).values()),
+        timeout=30,
+    )
     return Result(
         "lb-node failure",
         {
@@ -181,28 +191,24 @@ def floating_ip_node_failure(lab: Lab) -> Result:
     holders = lab.holders()
     floating_ip, victim = sorted(holders.items())[0]
     samples: list[dict[str, set[str]]] = []
+    moved_to: list[str] = []
 
     def moved() -> bool:
         samples.append(lab.tor_next_hops(DEMO_VIP))
-        return any(
-            s["metadata"]["labels"].get("networking.bgplb.io/node") != victim
-            and s["spec"].get("localIP") == floating_ip
-            and s.get("status", {}).get("state") == "Established"
+        moved_to[:] = [
+            node
             for s in lab.get("bgpsessions")["items"]
             if s["spec"].get("type") == "Service"
-        )
+            and s["spec"].get("localIP") == floating_ip
+            and s.get("status", {}).get("state") == "Established"
+            and (node := s["metadata"]["labels"].get("networking.bgplb.io/node")) != victim
+        ]
+        return bool(moved_to)
 
-    with traffic(lab) as log:
-        time.sleep(1)
-        t0 = time.time()
-        lab.fail_node(victim)
-        wait_for("a session from the floating IP on another node", moved, timeout=60, every=0.05)
-        established = time.time() - t0
-        new_holder = lab.holders().get(floating_ip)
-        time.sleep(2)
-        result = log()
-    lab.restore_node(victim)
-    wait_stable(lab)
+    t0, established, result = _node_failure(
+        lab, victim, "a session from the floating IP on another node", moved, timeout=60
+    )
+    new_holder = moved_to[0]
     return Result(
         "floating-IP node failure",
         {

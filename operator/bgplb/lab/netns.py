@@ -98,27 +98,19 @@ class Segment:
     def _sw(self, *cmd: str) -> str:
         return run("ip", "netns", "exec", self.switch, *cmd)
 
+    def _plug(self, netns: str, interface: str) -> None:
+        """A veth pair: `interface` in `netns`, its other end on this segment's bridge."""
+        outer = f"v{len(self.hosts)}"
+        run(
+            "ip", "link", "add", outer, "netns", self.switch,
+            "type", "veth", "peer", "name", interface, "netns", netns,
+        )  # fmt: skip
+        self._sw("ip", "link", "set", outer, "master", "br0", "up")
+
     def add_host(self, name: str, *addresses: str) -> Host:
         netns = f"{self.prefix}{name}"
         run("ip", "netns", "add", netns)
-        index = len(self.hosts)
-        outer = f"v{index}"
-        run(
-            "ip",
-            "link",
-            "add",
-            outer,
-            "netns",
-            self.switch,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "eth0",
-            "netns",
-            netns,
-        )
-        self._sw("ip", "link", "set", outer, "master", "br0", "up")
+        self._plug(netns, "eth0")
         host = Host(name, netns, "eth0", [IPv4Interface(a) for a in addresses])
         host.exec("ip", "link", "set", "lo", "up")
         for address in host.addresses:
@@ -129,23 +121,7 @@ class Segment:
 
     def attach(self, host: Host, address: str, interface: str = "eth1") -> None:
         """Give a host of another segment a second interface here (a router's uplink)."""
-        outer = f"v{len(self.hosts)}"
-        run(
-            "ip",
-            "link",
-            "add",
-            outer,
-            "netns",
-            self.switch,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            interface,
-            "netns",
-            host.netns,
-        )
-        self._sw("ip", "link", "set", outer, "master", "br0", "up")
+        self._plug(host.netns, interface)
         host.exec("ip", "addr", "add", address, "dev", interface)
         host.exec("ip", "link", "set", interface, "up")
         self.hosts[f"{host.name}/{interface}"] = Host(

@@ -22,7 +22,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from ipaddress import IPv4Interface, IPv4Network
@@ -373,7 +372,3 @@ class Lab:
     def start_traffic(self, log: Path) -> subprocess.Popen[bytes]:
         cmd = [sys.executable, "-m", "bgplb.lab.client", DEMO_VIP, "--log", str(log)]
         return self.client.popen(cmd, self.workdir / "client.log")
-
-
-def wait_seconds(started: float) -> float:
-    return round(time.monotonic() - started, 2)
