@@ -4,8 +4,11 @@
 # stubs are generated from the protos of the same Debian gobgp release as the daemon.
 #   docker build --target controller -t ghcr.io/bgplb/bgplb .
 #   docker build --target agent -t ghcr.io/bgplb/bgplb-agent .
+# BASE_IMAGE: any Debian bookworm image with python3 (3.11) and its venv module; the
+# lab builds one from Debian packages where the public image cannot be pulled.
+ARG BASE_IMAGE=python:3.11-slim-bookworm
 
-FROM python:3.11-slim-bookworm AS build
+FROM ${BASE_IMAGE} AS build
 # hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends golang-github-osrg-gobgp-dev \
@@ -14,12 +17,17 @@ WORKDIR /src
 COPY pyproject.toml constraints.txt README.md ./
 COPY operator/ operator/
 COPY webhooks/ webhooks/
-RUN python -m venv /opt/bgplb \
+# grpcio-tools only generates the stubs (into the source tree, before the install):
+# it lives in a throwaway venv, not in the image.
+RUN python3 -m venv /tmp/protogen \
+ && /tmp/protogen/bin/pip install --no-cache-dir -c constraints.txt grpcio-tools \
+ && /tmp/protogen/bin/python operator/bgplb/agent/speaker/protogen.py \
+ && python3 -m venv /opt/bgplb \
  && /opt/bgplb/bin/pip install --no-cache-dir -c constraints.txt . \
- && /opt/bgplb/bin/python -m bgplb.agent.speaker.protogen \
- && /opt/bgplb/bin/python -c "import bgplb.agent.speaker.stubs.gobgp_pb2_grpc"
+ && /opt/bgplb/bin/python -c "import bgplb.agent.speaker.stubs.gobgp_pb2_grpc" \
+ && rm -rf /tmp/protogen
 
-FROM python:3.11-slim-bookworm AS controller
+FROM ${BASE_IMAGE} AS controller
 COPY --from=build /opt/bgplb /opt/bgplb
 ENV PATH=/opt/bgplb/bin:$PATH \
     PYTHONUNBUFFERED=1 \
@@ -27,7 +35,7 @@ ENV PATH=/opt/bgplb/bin:$PATH \
 USER 65532:65532
 CMD ["bgplb-controller"]
 
-FROM python:3.11-slim-bookworm AS agent
+FROM ${BASE_IMAGE} AS agent
 # hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends gobgpd \

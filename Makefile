@@ -13,16 +13,18 @@ GOBGP_PROTO := /usr/share/gocode/src/github.com/osrg/gobgp/api/gobgp.proto
 
 test: lint types unit
 
-# System packages (gobgpd, FRR, BIRD, GoBGP protos, etcd) via apt when missing, and
-# kube-apiserver built from its Go module into ~/.cache/bgplb (once per version).
+# System packages (gobgpd, FRR, BIRD, GoBGP protos, etcd, containerd, runc, CNI
+# plugins, buildah, mmdebstrap) via apt when missing, and the Kubernetes binaries built
+# from their Go module into ~/.cache/bgplb (once per version).
 deps:
 	@bash scripts/install-system-deps.sh
-	@bash scripts/build-kube-apiserver.sh >/dev/null
+	@bash scripts/build-kube.sh >/dev/null
 
-$(STAMP): pyproject.toml constraints.txt
+# The shipped package and webhooks, with the lab (its own distribution) beside them.
+$(STAMP): pyproject.toml lab/pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev]' -e ./lab
 	@touch $@
 
 # GoBGP stubs are build output, generated from the Debian protos at install time.
@@ -68,10 +70,10 @@ bench-lab: venv
 
 # The lab: a whole cluster in network namespaces (see README). Needs root.
 lab: venv
-	$(VENV)/bin/bgplb lab up
+	$(VENV)/bin/bgplb-lab up
 
 lab-status: venv
-	$(VENV)/bin/bgplb lab status
+	$(VENV)/bin/bgplb-lab status
 
 lab-down: venv
-	$(VENV)/bin/bgplb lab down
+	$(VENV)/bin/bgplb-lab down

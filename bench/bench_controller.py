@@ -24,9 +24,9 @@ from typing import Any
 
 import yaml
 
-from bgplb.lab.daemons import stop_processes, wait_for
-from bgplb.lab.kube import free_port, remove, temporary
-from bgplb.lab.manifests import gateway, load_balancer, peer, service
+from bgplb_lab.daemons import stop_processes, wait_for
+from bgplb_lab.kube import free_port, remove, temporary
+from bgplb_lab.manifests import gateway, load_balancer, peer, service
 
 NS = "kube-system"
 NODES = {"n1": "192.0.2.11", "n2": "192.0.2.12", "n3": "192.0.2.13"}

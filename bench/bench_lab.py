@@ -5,7 +5,7 @@
   namespace (the only place that reaches it), timed from when the create returned.
 - LB-node failure → client traffic restored; floating-IP holder failure → a session
   from that IP Established on another node; agent and controller restarts → failed
-  requests and session flaps. Each drill from bgplb.lab.drills, RUNS times.
+  requests and session flaps. Each drill from bgplb_lab.drills, RUNS times.
 
 Run with `make bench-lab`; `--runs` and `--services` scale it.
 """
@@ -22,8 +22,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bgplb.lab import drills
-from bgplb.lab.topology import Lab
+from bgplb_lab import drills
+from bgplb_lab.topology import Lab
 
 BENCH_POOL = "203.0.113.64-203.0.113.127"
 

@@ -21,8 +21,8 @@ from pathlib import Path
 
 from bgplb.agent.speaker.gobgp import GoBGPSpeaker
 from bgplb.agent.speaker.model import PathConfig, PeerConfig, SpeakerConfig
-from bgplb.lab.daemons import FRR, GoBGPd, wait_for
-from bgplb.lab.netns import segment
+from bgplb_lab.daemons import FRR, GoBGPd, wait_for
+from bgplb_lab.netns import segment
 
 BASE = int(IPv4Address("198.18.0.0"))
 NODE, TOR = IPv4Address("192.0.2.11"), IPv4Address("192.0.2.1")

@@ -1,4 +1,4 @@
-"""The e2e lab: the same lab `bgplb lab up` builds, under a prefix of its own."""
+"""The e2e lab: the same lab `bgplb-lab up` builds, under a prefix of its own."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from bgplb.lab import drills
-from bgplb.lab.netns import cleanup_prefix
-from bgplb.lab.topology import Lab
+from bgplb_lab import drills
+from bgplb_lab.netns import cleanup_prefix
+from bgplb_lab.topology import Lab
 
 
 def build(example: int) -> Lab:

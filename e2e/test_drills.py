@@ -4,8 +4,8 @@ are the ones docs/BENCHMARKS.md reports from repeated runs (`make bench-lab`).""
 
 from __future__ import annotations
 
-from bgplb.lab import drills
-from bgplb.lab.topology import Lab
+from bgplb_lab import drills
+from bgplb_lab.topology import Lab
 
 
 def test_lb_node_failure_restores_traffic(lab: Lab) -> None:

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from bgplb.lab import drills
-from bgplb.lab.topology import (
+from bgplb_lab import drills
+from bgplb_lab.topology import (
     BIRD_IP,
     CONTROL_PLANE_VIP,
     DEMO_VIP,

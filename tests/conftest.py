@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from bgplb.lab.kube import KubeAPI, remove, temporary
+from bgplb_lab.kube import KubeAPI, remove, temporary
 
 
 @pytest.fixture(scope="session")

@@ -93,9 +93,6 @@ def main(argv: list[str] | None = None) -> int:
     pre.add_argument("--advertise-ip", help="the VIP to test with (default: controlPlane.vip)")
     pre.add_argument("--timeout", type=float, default=25.0, help="seconds to wait for sessions")
     pre.set_defaults(func=_preflight)
-    from bgplb.lab.cli import add_parser as add_lab
-
-    add_lab(sub)
     args = parser.parse_args(argv)
     result: int = args.func(args)
     return result

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from bgplb.lab.daemons import BIRD, FRR, GoBGPd
-from bgplb.lab.netns import Host, segment
+from bgplb_lab.daemons import BIRD, FRR, GoBGPd
+from bgplb_lab.netns import Host, segment
 
 SEGMENT = IPv4Network("192.0.2.0/24")
 TOR_ASN, CLUSTER_ASN = 65000, 65001

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from bgplb.lab.daemons import BIRD, FRR, wait_for
-from bgplb.lab.netns import Host, run, segment
+from bgplb_lab.daemons import BIRD, FRR, wait_for
+from bgplb_lab.netns import Host, run, segment
 
 VIP = "198.51.100.10"
 

@@ -21,7 +21,7 @@ from bgplb.api import AddressPool, BGPLoadBalancerSpec, BGPPeerSpec, NetworkGate
 from bgplb.core.objects import gateway_status, route_objects, session_objects
 from bgplb.core.plan import DesiredState, plan, with_decisions
 from bgplb.core.snapshot import Node, Peer, Service, Snapshot
-from bgplb.lab.daemons import wait_for
+from bgplb_lab.daemons import wait_for
 from tests.integration.conftest import CLUSTER_ASN, TOR_ASN, Fabric
 
 VIP = "203.0.113.10/32"

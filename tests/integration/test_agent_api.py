@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bgplb.lab.daemons import FRR, GoBGPd, stop_processes, wait_for
-from bgplb.lab.kube import KubeAPI, free_port
-from bgplb.lab.netns import Host, segment
+from bgplb_lab.daemons import FRR, GoBGPd, stop_processes, wait_for
+from bgplb_lab.kube import KubeAPI, free_port
+from bgplb_lab.netns import Host, segment
 
 NS = "kube-system"
 SESSION = {

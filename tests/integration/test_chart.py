@@ -26,10 +26,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bgplb.lab.daemons import stop_processes, wait_for
-from bgplb.lab.kube import ROOT, KubeAPI, free_port
-from bgplb.lab.manifests import peer, service
-from bgplb.lab.netns import Host, segment
+from bgplb_lab.daemons import stop_processes, wait_for
+from bgplb_lab.kube import ROOT, KubeAPI, free_port
+from bgplb_lab.manifests import peer, service
+from bgplb_lab.netns import Host, segment
 
 NS = "kube-system"
 CHART = ROOT / "charts" / "bgplb"

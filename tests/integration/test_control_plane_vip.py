@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bgplb.lab.daemons import BIRD, FRR, GoBGPd, stop_processes, wait_for
-from bgplb.lab.kube import KubeAPI, free_port
-from bgplb.lab.manifests import gateway, load_balancer
-from bgplb.lab.netns import Host, segment
+from bgplb_lab.daemons import BIRD, FRR, GoBGPd, stop_processes, wait_for
+from bgplb_lab.kube import KubeAPI, free_port
+from bgplb_lab.manifests import gateway, load_balancer
+from bgplb_lab.netns import Host, segment
 
 NS = "kube-system"
 CP_VIP = "198.51.100.10/32"

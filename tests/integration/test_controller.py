@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 import yaml
 
-from bgplb.lab.daemons import wait_for
-from bgplb.lab.kube import KubeAPI, free_port
-from bgplb.lab.manifests import gateway, load_balancer, peer, service
+from bgplb_lab.daemons import wait_for
+from bgplb_lab.kube import KubeAPI, free_port
+from bgplb_lab.manifests import gateway, load_balancer, peer, service
 
 NS = "kube-system"
 NODES = {"n1": "192.0.2.11", "n2": "192.0.2.12", "n3": "192.0.2.13"}

@@ -9,7 +9,7 @@ import json
 import pytest
 import yaml
 
-from bgplb.lab.kube import KubeAPI
+from bgplb_lab.kube import KubeAPI
 from tests.unit.helpers import EXAMPLES, gateway, load_balancer, peer
 
 

@@ -10,8 +10,8 @@ from ipaddress import IPv4Address
 import pytest
 
 from bgplb.agent.floating import FloatingIPs
-from bgplb.lab.daemons import wait_for
-from bgplb.lab.netns import Segment, segment
+from bgplb_lab.daemons import wait_for
+from bgplb_lab.netns import Segment, segment
 
 
 @pytest.fixture

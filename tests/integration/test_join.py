@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bgplb.lab.daemons import BIRD, FRR, GoBGPd, stop_processes, wait_for
-from bgplb.lab.kube import KubeAPI, free_port
-from bgplb.lab.manifests import gateway, load_balancer, peer, service
-from bgplb.lab.netns import segment
+from bgplb_lab.daemons import BIRD, FRR, GoBGPd, stop_processes, wait_for
+from bgplb_lab.kube import KubeAPI, free_port
+from bgplb_lab.manifests import gateway, load_balancer, peer, service
+from bgplb_lab.netns import segment
 
 NS = "kube-system"
 NODES = {"n1": "192.0.2.11", "n2": "192.0.2.12", "n3": "192.0.2.13"}

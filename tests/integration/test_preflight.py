@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from bgplb.lab.daemons import BIRD, FRR
-from bgplb.lab.netns import Host, run, segment
 from bgplb.preflight import diagnose
+from bgplb_lab.daemons import BIRD, FRR
+from bgplb_lab.netns import Host, run, segment
 
 VIP = "198.51.100.10"
 

@@ -16,7 +16,7 @@ import pytest
 from bgplb.agent.floating import FloatingIPs
 from bgplb.agent.speaker.gobgp import GoBGPSpeaker
 from bgplb.agent.speaker.model import PathConfig, PeerConfig, SpeakerConfig, path_identifier
-from bgplb.lab.daemons import wait_for
+from bgplb_lab.daemons import wait_for
 from tests.integration.conftest import CLUSTER_ASN, TOR_ASN, Fabric
 
 T = TypeVar("T")

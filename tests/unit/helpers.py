@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from bgplb.lab.manifests import gateway, load_balancer, peer
+from bgplb_lab.manifests import gateway, load_balancer, peer
 
 __all__ = ["EXAMPLES", "ROOT", "gateway", "load_balancer", "manifests", "peer"]
 

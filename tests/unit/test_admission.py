@@ -9,7 +9,7 @@ from typing import Any
 
 from bgplb.core.admission import Context, response, review
 from bgplb.core.validate import Config, load
-from bgplb.lab.manifests import gateway, load_balancer, peer, service
+from bgplb_lab.manifests import gateway, load_balancer, peer, service
 
 
 def request(obj: dict[str, Any], operation: str = "CREATE") -> dict[str, Any]:

@@ -6,7 +6,7 @@ import os
 import ssl
 from pathlib import Path
 
-from bgplb.lab.kube import CA
+from bgplb_lab.kube import CA
 from bgplb_webhooks.server import RotatingCertificate
 
 

@@ -3,7 +3,7 @@
 Client-certificate auth with an admin kubeconfig (system:masters), RBAC on, service
 account tokens signed by a generated key, so `kubectl`, the kubernetes client and
 kopf all work against it as against a cluster. Binaries: kube-apiserver built by
-scripts/build-kube-apiserver.sh into the cache; etcd from Debian's etcd-server.
+scripts/build-kube.sh into the cache; etcd from Debian's etcd-server.
 """
 
 from __future__ import annotations
@@ -27,22 +27,24 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from bgplb.lab.daemons import wait_for
+from bgplb_lab.daemons import wait_for
 
 KUBE_VERSION = os.environ.get("BGPLB_KUBE_VERSION", "v1.32.13")
-ROOT = Path(__file__).resolve().parents[3]
+SERVICE_CIDR = "198.19.0.0/16"
+SERVICE_IP = "198.19.0.1"  # the `kubernetes` Service's ClusterIP
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def cache_dir() -> Path:
     return Path(os.environ.get("BGPLB_CACHE", Path.home() / ".cache" / "bgplb"))
 
 
-def kube_apiserver_binary() -> Path:
-    """The cached kube-apiserver, built on first use (a few minutes)."""
-    binary = cache_dir() / "kube" / KUBE_VERSION / "kube-apiserver"
+def kube_binary(name: str = "kube-apiserver") -> Path:
+    """A cached Kubernetes binary of KUBE_VERSION, built on first use (minutes)."""
+    binary = cache_dir() / "kube" / KUBE_VERSION / name
     if not binary.exists():
         subprocess.run(
-            ["bash", str(ROOT / "scripts" / "build-kube-apiserver.sh"), KUBE_VERSION], check=True
+            ["bash", str(ROOT / "scripts" / "build-kube.sh"), KUBE_VERSION, name], check=True
         )
     return binary
 
@@ -88,9 +90,15 @@ class CA:
         return cls(key, cert)
 
     def issue(
-        self, cn: str, *, org: str | None = None, server: bool = False, ips: tuple[str, ...] = ()
+        self,
+        cn: str,
+        *,
+        org: str | None = None,
+        server: bool = False,
+        ips: tuple[str, ...] = (),
+        dns: tuple[str, ...] = (),
     ) -> tuple[bytes, bytes]:
-        """(cert PEM, key PEM) for a client, or a server with these IP SANs."""
+        """(cert PEM, key PEM) for a client, or a server with these IP and DNS SANs."""
         key = ec.generate_private_key(ec.SECP256R1())
         now = dt.datetime.now(dt.UTC)
         builder = (
@@ -109,7 +117,7 @@ class CA:
             )
         )
         if server:
-            sans: list[x509.GeneralName] = [x509.DNSName("localhost")]
+            sans: list[x509.GeneralName] = [x509.DNSName(n) for n in ("localhost", *dns)]
             sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]
             builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
         cert = builder.sign(self.key, hashes.SHA256())
@@ -138,6 +146,8 @@ class KubeAPI:
     ca: CA = field(default_factory=CA.create)
     extra_args: list[str] = field(default_factory=list)
     """More kube-apiserver flags."""
+    extra_sans: tuple[str, ...] = ()
+    """More IP addresses in the serving certificate (a VIP in front of it)."""
     _apiserver_args: list[str] = field(default_factory=list)
 
     @property
@@ -160,8 +170,15 @@ class KubeAPI:
     def start(self, timeout: float = 90) -> KubeAPI:
         self.workdir.mkdir(parents=True, exist_ok=True)
         ca = self._write("ca.crt", self.ca.pem)
-        server_crt, server_key = self.ca.issue("kube-apiserver", server=True, ips=(self.host,))
+        server_crt, server_key = self.ca.issue(
+            "kube-apiserver",
+            server=True,
+            ips=(self.host, SERVICE_IP, *self.extra_sans),
+            dns=("kubernetes", "kubernetes.default", "kubernetes.default.svc"),
+        )
         admin_crt, admin_key = self.ca.issue("bgplb-admin", org="system:masters")
+        # kube-apiserver's client certificate towards kubelets (logs, exec).
+        kubelet_crt, kubelet_key = self.ca.issue("kube-apiserver-kubelet", org="system:masters")
         sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         sa_pem = sa_key.private_bytes(
             serialization.Encoding.PEM,
@@ -174,6 +191,8 @@ class KubeAPI:
             "admin.crt": admin_crt,
             "admin.key": admin_key,
             "sa.key": sa_pem,
+            "kubelet-client.crt": kubelet_crt,
+            "kubelet-client.key": kubelet_key,
         }
         paths = {name: self._write(name, data) for name, data in files.items()}
         etcd_client, etcd_peer = free_port(), free_port()
@@ -203,7 +222,7 @@ class KubeAPI:
         )
         self.procs.append(etcd)
         self._apiserver_args = [
-            str(kube_apiserver_binary()),
+            str(kube_binary()),
             f"--etcd-servers=http://127.0.0.1:{etcd_client}",
             f"--bind-address={self.host}",
             f"--advertise-address={self.host}",
@@ -214,8 +233,11 @@ class KubeAPI:
             f"--service-account-key-file={paths['sa.key']}",
             f"--service-account-signing-key-file={paths['sa.key']}",
             "--service-account-issuer=https://kubernetes.default.svc",
-            "--authorization-mode=RBAC",
-            "--service-cluster-ip-range=198.19.0.0/16",  # room for benchmark-sized clusters
+            "--authorization-mode=Node,RBAC",  # Node: what kubelets may read and write
+            f"--service-cluster-ip-range={SERVICE_CIDR}",  # room for benchmark-sized clusters
+            f"--kubelet-client-certificate={paths['kubelet-client.crt']}",
+            f"--kubelet-client-key={paths['kubelet-client.key']}",
+            "--kubelet-preferred-address-types=InternalIP",
             "--allow-privileged=true",
             "--enable-priority-and-fairness=false",
             "--profiling=false",
@@ -262,6 +284,13 @@ class KubeAPI:
                 return bool(r.status == 200)
         except OSError:
             return False
+
+    def client_credentials(self, user: str, group: str | None = None) -> tuple[Path, Path]:
+        """A client certificate and key: kubelets are system:node:<node> in
+        system:nodes; kube-proxy is system:kube-proxy (bound to system:node-proxier)."""
+        crt, key = self.ca.issue(user, org=group)
+        name = user.replace(":", "-")
+        return self._write(f"{name}.crt", crt), self._write(f"{name}.key", key)
 
     def kubectl(self, *args: str, check: bool = True, stdin: str | None = None) -> str:
         done = subprocess.run(

@@ -30,10 +30,10 @@ from typing import Any
 
 import yaml
 
-from bgplb.lab.daemons import BIRD, FRR, GoBGPd, wait_for
-from bgplb.lab.kube import KubeAPI
-from bgplb.lab.manifests import NAMESPACE, gateway, load_balancer, peer, service
-from bgplb.lab.netns import Host, Segment, cleanup_prefix, kill_namespace, run
+from bgplb_lab.daemons import BIRD, FRR, GoBGPd, wait_for
+from bgplb_lab.kube import KubeAPI
+from bgplb_lab.manifests import NAMESPACE, gateway, load_balancer, peer, service
+from bgplb_lab.netns import Host, Segment, cleanup_prefix, kill_namespace, run
 
 FABRIC = IPv4Network("192.0.2.0/24")
 LOCAL_ASN, TOR_ASN = 65001, 65002
@@ -229,7 +229,7 @@ class Lab:
         proxy = [
             sys.executable,
             "-m",
-            "bgplb.lab.proxy",
+            "bgplb_lab.proxy",
             "--node",
             name,
             "--kubeconfig",
@@ -366,9 +366,9 @@ class Lab:
         yield self.client_requests(12)
 
     def client_requests(self, count: int) -> str:
-        cmd = [sys.executable, "-m", "bgplb.lab.client", DEMO_VIP, "--count", str(count)]
+        cmd = [sys.executable, "-m", "bgplb_lab.client", DEMO_VIP, "--count", str(count)]
         return self.client.exec(*cmd, check=False, timeout=60)
 
     def start_traffic(self, log: Path) -> subprocess.Popen[bytes]:
-        cmd = [sys.executable, "-m", "bgplb.lab.client", DEMO_VIP, "--log", str(log)]
+        cmd = [sys.executable, "-m", "bgplb_lab.client", DEMO_VIP, "--log", str(log)]
         return self.client.popen(cmd, self.workdir / "client.log")

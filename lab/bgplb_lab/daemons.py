@@ -19,7 +19,7 @@ from ipaddress import IPv4Network
 from pathlib import Path
 from typing import Any, TypeVar
 
-from bgplb.lab.netns import Host
+from bgplb_lab.netns import Host
 
 T = TypeVar("T")
 

@@ -1,4 +1,8 @@
-"""`bgplb lab up | down | status | kubectl`: the lab from the command line."""
+"""`bgplb-lab up | down | status | kubectl`: the lab from the command line.
+
+The lab is its own distribution (lab/pyproject.toml), so the shipped images never
+carry it.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bgplb.lab.topology import Lab
+from bgplb_lab.topology import Lab
 
 DEFAULT_DIR = Path(os.environ.get("BGPLB_LAB_DIR", "/tmp/bgplb-lab"))
 
@@ -20,9 +24,9 @@ def _print_views(lab: Lab) -> None:
 
 def up(args: argparse.Namespace) -> int:
     if os.geteuid() != 0:
-        print("bgplb lab needs root: it builds network namespaces", file=sys.stderr)
+        print("bgplb-lab needs root: it builds network namespaces", file=sys.stderr)
         return 2
-    root = Path(__file__).resolve().parents[3]
+    root = Path(__file__).resolve().parents[2]
     subprocess.run(["bash", str(root / "scripts" / "install-system-deps.sh")], check=True)
     lab = Lab(args.dir, prefix=args.prefix, example=args.example).up()
     print("waiting for sessions and routes ...", flush=True)
@@ -34,7 +38,7 @@ def up(args: argparse.Namespace) -> int:
         return 1
     _print_views(lab)
     print(
-        f"\nlab up (seed example {args.example}); logs in {args.dir}; `bgplb lab down` removes it"
+        f"\nlab up (seed example {args.example}); logs in {args.dir}; `bgplb-lab down` removes it"
     )
     return 0
 
@@ -48,7 +52,7 @@ def down(args: argparse.Namespace) -> int:
 
 def status(args: argparse.Namespace) -> int:
     if not (args.dir / "lab.json").exists():
-        print(f"no lab in {args.dir}; `bgplb lab up` builds one", file=sys.stderr)
+        print(f"no lab in {args.dir}; `bgplb-lab up` builds one", file=sys.stderr)
         return 1
     _print_views(Lab.attach(args.dir))
     return 0
@@ -61,8 +65,10 @@ def kubectl(args: argparse.Namespace) -> int:
     return subprocess.run(cmd, check=False).returncode
 
 
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    lab = sub.add_parser("lab", help="the local lab: a whole cluster in network namespaces")
+def main(argv: list[str] | None = None) -> int:
+    lab = argparse.ArgumentParser(
+        prog="bgplb-lab", description="the local lab: a whole cluster in network namespaces"
+    )
     lab.add_argument("--dir", type=Path, default=DEFAULT_DIR, help="logs and state")
     lab.add_argument(
         "--prefix", default="bgplab-", help="network namespace prefix (to run two labs at once)"
@@ -77,3 +83,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     k = verbs.add_parser("kubectl", help="kubectl against the lab's API server")
     k.add_argument("args", nargs=argparse.REMAINDER)
     k.set_defaults(func=kubectl)
+    args = lab.parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bgplb.lab.daemons import FRR, stop_processes, wait_for
-from bgplb.lab.manifests import NAMESPACE, peer
-from bgplb.lab.topology import (
+from bgplb_lab.daemons import FRR, stop_processes, wait_for
+from bgplb_lab.manifests import NAMESPACE, peer
+from bgplb_lab.topology import (
     APISERVER_IP,
     DEMO_VIP,
     FABRIC,

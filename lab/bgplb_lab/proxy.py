@@ -21,7 +21,7 @@ from typing import Any
 from pyroute2 import IPRoute
 
 LABEL = "lo:vip"
-log = logging.getLogger("bgplb.lab.proxy")
+log = logging.getLogger("bgplb_lab.proxy")
 
 
 def ingress_ips(services: list[Any]) -> set[IPv4Address]:

@@ -1,0 +1,3 @@
+module bgplb.local/pause
+
+go 1.21
