@@ -14,18 +14,19 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends golang-github-osrg-gobgp-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
+# Dependencies first, in layers of their own: a source change rebuilds only the last
+# step. grpcio-tools only generates the stubs: a throwaway venv, not in the image.
 COPY pyproject.toml constraints.txt README.md ./
+RUN python3 -m venv /tmp/protogen \
+ && /tmp/protogen/bin/pip install --no-cache-dir -c constraints.txt grpcio-tools
+RUN python3 -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies'], sep='\n')" > requirements.txt \
+ && python3 -m venv /opt/bgplb \
+ && /opt/bgplb/bin/pip install --no-cache-dir -c constraints.txt -r requirements.txt
 COPY operator/ operator/
 COPY webhooks/ webhooks/
-# grpcio-tools only generates the stubs (into the source tree, before the install):
-# it lives in a throwaway venv, not in the image.
-RUN python3 -m venv /tmp/protogen \
- && /tmp/protogen/bin/pip install --no-cache-dir -c constraints.txt grpcio-tools \
- && /tmp/protogen/bin/python operator/bgplb/agent/speaker/protogen.py \
- && python3 -m venv /opt/bgplb \
- && /opt/bgplb/bin/pip install --no-cache-dir -c constraints.txt . \
- && /opt/bgplb/bin/python -c "import bgplb.agent.speaker.stubs.gobgp_pb2_grpc" \
- && rm -rf /tmp/protogen
+RUN /tmp/protogen/bin/python operator/bgplb/agent/speaker/protogen.py \
+ && /opt/bgplb/bin/pip install --no-cache-dir --no-deps . \
+ && /opt/bgplb/bin/python -c "import bgplb.agent.speaker.stubs.gobgp_pb2_grpc"
 
 FROM ${BASE_IMAGE} AS controller
 COPY --from=build /opt/bgplb /opt/bgplb
@@ -35,15 +36,14 @@ ENV PATH=/opt/bgplb/bin:$PATH \
 USER 65532:65532
 CMD ["bgplb-controller"]
 
-FROM ${BASE_IMAGE} AS agent
+# The agent image is the controller image plus gobgpd: the layers they share are
+# stored and pulled once per node.
+FROM controller AS agent
+USER 0:0
 # hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends gobgpd \
  && rm -rf /var/lib/apt/lists/*
-COPY --from=build /opt/bgplb /opt/bgplb
-ENV PATH=/opt/bgplb/bin:$PATH \
-    PYTHONUNBUFFERED=1 \
-    PYTHONDONTWRITEBYTECODE=1
 # The agent container runs as root with only NET_ADMIN (set by the chart); the
 # gobgpd containers of the same image run as 65532.
 USER 65532:65532

@@ -11,6 +11,16 @@ declare -A need=(
   [ip]=iproute2
   [etcd]=etcd-server
   [ping]=iputils-ping
+  # The lab's real nodes and their images (../shared/REAL-NODES-NOTES.md).
+  [containerd]=containerd
+  [runc]=runc
+  [/usr/lib/cni/bridge]=containernetworking-plugins
+  [iptables]=iptables
+  [conntrack]=conntrack
+  [socat]=socat
+  [nsenter]=util-linux
+  [mmdebstrap]=mmdebstrap
+  [buildah]=buildah
 )
 missing=()
 for probe in "${!need[@]}"; do

@@ -13,9 +13,9 @@ rebuilt only when they change; nodes import the archives into their containerd.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
-import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -226,18 +226,41 @@ class Builder:
         return self.save(PAUSE_IMAGE, archive)
 
     def all(self) -> list[Image]:
-        base = self.base()
-        controller, agent = self.project(base)
-        return [self.pause(), controller, agent, self.backend(base)]
+        try:
+            base = self.base()
+            controller, agent = self.project(base)
+            images = [self.pause(), controller, agent, self.backend(base)]
+        finally:
+            self.release()
+        self.prune(images)
+        return images
+
+    def prune(self, keep: list[Image]) -> None:
+        """Archives and images of earlier inputs go: a source change must not leave a
+        gigabyte behind each time."""
+        wanted = {image.archive for image in keep}
+        for archive in self.cache.glob("*.tar"):
+            if archive not in wanted:
+                archive.unlink()
+        with contextlib.suppress(RuntimeError):
+            self.buildah("rmi", "--prune")
+        unmount_under(self.storage)
+
+    def release(self) -> None:
+        """Remove working containers a failed build left, and unmount the storage:
+        buildah keeps its overlay directory mounted after it exits."""
+        with contextlib.suppress(RuntimeError):
+            self.buildah("rm", "--all")
+        unmount_under(self.storage)
 
 
-def remove_storage(cache: Path) -> None:
-    """buildah's storage holds overlay mounts while in use; unmount before removing."""
-    storage = cache / "images" / "storage"
-    root, run = str(storage / "root"), str(storage / "run")
-    subprocess.run(
-        ["buildah", "--root", root, "--runroot", run, "umount", "-a"],
-        capture_output=True,
-        check=False,
-    )
-    shutil.rmtree(storage, ignore_errors=True)
+def unmount_under(path: Path) -> None:
+    """Unmount everything mounted at or below `path`, deepest first."""
+    prefix = str(path.resolve())
+    mounts = [
+        line.split()[1]
+        for line in Path("/proc/mounts").read_text().splitlines()
+        if line.split()[1] == prefix or line.split()[1].startswith(prefix + "/")
+    ]
+    for mount in sorted(mounts, key=len, reverse=True):
+        subprocess.run(["umount", mount], capture_output=True, check=False)

@@ -271,6 +271,13 @@ exec sleep infinity
 
     def start(self) -> None:
         """The holder, then containerd (waited for), then kubelet and kube-proxy."""
+        self.start_holder()
+        self.start_containerd()
+        self.start_kubelet()
+        self.start_kube_proxy()
+
+    def start_holder(self) -> None:
+        """The process that holds this node's mount and UTS namespaces."""
         make_cgroup_root(self.config.cgroup_root)
         (self.dir / "holder.pid").unlink(missing_ok=True)
         subprocess.Popen(
@@ -291,9 +298,6 @@ exec sleep infinity
             start_new_session=True,
         )
         wait_for(f"node {self.config.name}'s namespaces", self._holder_ready, timeout=10)
-        self.start_containerd()
-        self.start_kubelet()
-        self.start_kube_proxy()
 
     def _holder_ready(self) -> bool:
         if not (self.dir / "holder.pid").exists():

@@ -9,7 +9,8 @@
     n4 .14                   worker: agent + gobgpd
     floating IPs 192.0.2.100-101, Service VIPs 203.0.113.1-4, control-plane VIP 203.0.113.8
 
-Each node also runs a kube-proxy stand-in (lab/proxy.py) answering on the VIPs with
+Control-plane nodes run the bgpadvertiser static Pod's command as a process. Each
+node also runs a kube-proxy stand-in (lab/proxy.py) answering on the VIPs with
 its name. The seed's three example configurations are translated onto these
 addresses (`example_config`). Every process runs inside a namespace named with the
 lab's prefix, so removing the namespaces removes the lab.
@@ -30,6 +31,8 @@ from typing import Any
 
 import yaml
 
+from bgplb import static_pod
+from bgplb.static_pod import CONTROL_PLANE_API_PORT
 from bgplb_lab.daemons import BIRD, FRR, GoBGPd, wait_for
 from bgplb_lab.kube import KubeAPI
 from bgplb_lab.manifests import NAMESPACE, gateway, load_balancer, peer, service
@@ -154,6 +157,26 @@ class Lab:
         return self
 
     def _build(self) -> None:
+        fabric = self._network()
+        fabric.add_host("apiserver", f"{APISERVER_IP}/24")
+        self.say("kube-apiserver on 192.0.2.250:6443 (etcd beside it)")
+        self.api.start()
+        self.api.install_crds()
+        for node in NODES:
+            labels = {CONTROL_PLANE_LABEL: ""} if node.control_plane else {}
+            self.api.add_node(node.name, node.ip, labels)
+        self.apply(example_config(self.example))
+        self.apply([demo_service()])
+        self.say("bgplb-controller")
+        self.start_controller()
+        for node in NODES:
+            fabric.add_host(node.name, f"{node.ip}/24")
+            self.say(f"node {node.name} {node.ip}: gobgpd, bgplb-agent, kube-proxy stand-in")
+            self.start_node(node.name)
+
+    def _network(self) -> Segment:
+        """The fabric and uplink segments, both ToRs (FRR and BIRD running) and the
+        client; returns the fabric, for the cluster's hosts."""
         fabric, uplink = Segment(self.prefix), Segment(f"{self.prefix}up")
         self.fabric = fabric
         self.say("network: fabric 192.0.2.0/24, uplink 198.51.100.0/24")
@@ -172,31 +195,11 @@ class Lab:
         self.say("ToRs: FRR 192.0.2.1 and BIRD 192.0.2.2, AS 65002")
         self.frr.start()
         self.bird.start()
-        fabric.add_host("apiserver", f"{APISERVER_IP}/24")
-        self.say("kube-apiserver on 192.0.2.250:6443 (etcd beside it)")
-        self.api.start()
-        self.api.install_crds()
-        for node in NODES:
-            labels = {CONTROL_PLANE_LABEL: ""} if node.control_plane else {}
-            self.api.add_node(node.name, node.ip, labels)
-        self.apply(example_config(self.example))
-        self.apply([demo_service()])
-        self.say("bgplb-controller")
-        self.start_controller()
-        for node in NODES:
-            fabric.add_host(node.name, f"{node.ip}/24")
-            self.say(f"node {node.name} {node.ip}: gobgpd, bgplb-agent, kube-proxy stand-in")
-            self.start_node(node.name)
+        return fabric
 
     def down(self) -> None:
         cleanup_prefix(self.prefix)
         shutil.rmtree(self.workdir, ignore_errors=True)
-
-    @classmethod
-    def attach(cls, workdir: Path) -> Lab:
-        """The lab a previous `up` left running in `workdir`."""
-        saved = json.loads((workdir / "lab.json").read_text())
-        return cls(workdir, prefix=saved["prefix"], example=saved["example"])
 
     # --- processes ---------------------------------------------------------------
 
@@ -224,7 +227,7 @@ class Lab:
         host.exec("ip", "route", "replace", "default", "via", FRR_IP)
         GoBGPd(host, self.workdir, port=50051).start()
         if node.control_plane:
-            GoBGPd(host, self.workdir, port=50052).start()
+            self._popen(name, self.advertiser_command(node), f"bgpadvertiser-{name}.log")
         self.start_agent(name)
         proxy = [
             sys.executable,
@@ -241,16 +244,19 @@ class Lab:
         node = self.node(name)
         extra = ["--state-file", str(self.workdir / f"agent-{name}.state")]
         if node.control_plane:
-            extra += [
-                "--control-plane-speaker",
-                "127.0.0.1:50052",
-                "--apiserver-readyz",
-                f"{self.api.url}/readyz",
-            ]
+            extra += ["--control-plane-speaker", f"127.0.0.1:{CONTROL_PLANE_API_PORT}"]
         agent = self.api.agent_command(
             NAMESPACE, name, node.ip, "--lease-duration", str(self.lease_expiry), *extra
         )
         self._popen(name, agent, f"agent-{name}.log")
+
+    def advertiser_command(self, node: NodeSpec) -> list[str]:
+        """The bgpadvertiser static Pod's own command line, run as a process (the
+        process-level lab has no kubelet); its readiness probe is the lab's API server."""
+        lb = example_config(self.example)[0]
+        spec = static_pod.for_load_balancer(lb, node.ip, "unused", readyz=f"{self.api.url}/readyz")
+        container = spec["spec"]["containers"][0]
+        return [sys.executable, "-m", "bgplb.cli", *container["args"]]
 
     def add_host(self, name: str, ip: str) -> Host:
         """Another host on the fabric (a new router, for a drill)."""

@@ -1,22 +1,30 @@
-"""`bgplb advertise --config FILE --advertise-ip VIP`: the seed's bgpadvertiser.
+"""`bgplb advertise`: the seed's bgpadvertiser, by hand or as a static Pod.
 
-Starts a gobgpd of its own (gRPC on 127.0.0.1 only), peers from `localIP` with each
+Starts a gobgpd of its own (gRPC on loopback only), peers from `localIP` with each
 configured peer, advertises the VIP with this node as next hop, logs every session
 state change as one JSON line, and serves health on 127.0.0.1:8080 (200 once every
 session is Established). Ctrl-C withdraws the VIP, stops gobgpd and exits: nothing
 is left running.
+
+With `--readyz URL` the VIP is advertised only while that URL (the local
+kube-apiserver's /readyz) answers 200; the sessions stay up either way. That is how
+the `bgpadvertiser` static Pod (bgplb.static_pod) serves the control-plane VIP from
+each control-plane node, before the cluster exists and after.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import ipaddress
 import logging
 import shutil
 import signal
+import ssl
 import subprocess
 import tempfile
+import urllib.request
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -93,22 +101,28 @@ async def _health(states: dict[ipaddress.IPv4Address, str], port: int) -> web.Ap
 
 
 @contextlib.asynccontextmanager
-async def local_gobgpd(log_level: str = "warn") -> AsyncIterator[tuple[GoBGPSpeaker, Path]]:
-    """A gobgpd of our own (gRPC on a private unix socket), stopped on exit."""
+async def local_gobgpd(
+    log_level: str = "warn", api: str | None = None
+) -> AsyncIterator[tuple[GoBGPSpeaker, Path]]:
+    """A gobgpd of our own, stopped on exit. gRPC on a private unix socket, or on
+    `api` (host:port on loopback) where the node agent reads session state from it."""
     workdir = Path(tempfile.mkdtemp(prefix="bgplb-gobgpd-"))
     socket_path, log_path = workdir / "gobgpd.sock", workdir / "gobgpd.log"
+    target = api or f"unix://{socket_path}"
     gobgpd = subprocess.Popen(
-        ["gobgpd", "--api-hosts", f"unix://{socket_path}", "-l", log_level, "--log-plain"],
+        ["gobgpd", "--api-hosts", target, "-l", log_level, "--log-plain", "--pprof-disable"],
         stdout=log_path.open("ab"),
         stderr=subprocess.STDOUT,
     )
     speaker = None
     try:
-        for _ in range(100):
-            if socket_path.exists():
-                break
-            await asyncio.sleep(0.05)
-        speaker = GoBGPSpeaker(f"unix://{socket_path}")
+        if api is None:
+            for _ in range(100):
+                if socket_path.exists():
+                    break
+                await asyncio.sleep(0.05)
+        speaker = GoBGPSpeaker(target)
+        await _wait_serving(speaker, gobgpd)
         yield speaker, log_path
     finally:
         if speaker is not None:
@@ -122,16 +136,70 @@ async def local_gobgpd(log_level: str = "warn") -> AsyncIterator[tuple[GoBGPSpea
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-async def advertise(config: AdvertiserConfig, vip: ipaddress.IPv4Address, health_port: int) -> None:
-    async with local_gobgpd() as (speaker, _):
+async def _wait_serving(speaker: GoBGPSpeaker, gobgpd: subprocess.Popen[bytes]) -> None:
+    for _ in range(200):
+        if gobgpd.poll() is not None:
+            raise RuntimeError(f"gobgpd exited with {gobgpd.returncode}")
+        with contextlib.suppress(Exception):
+            await speaker.adopt()
+            return
+        await asyncio.sleep(0.05)
+    raise RuntimeError("gobgpd did not answer on its gRPC address")
+
+
+def readyz_probe(url: str) -> bool:
+    """One probe of the local kube-apiserver's /readyz, as the kubelet probes it:
+    only the answer matters (its certificate names the VIP, not this address)."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    try:
+        with urllib.request.urlopen(url, timeout=0.5, context=context) as r:
+            return bool(r.status == 200)
+    except OSError:
+        return False
+
+
+async def _follow_readyz(
+    speaker: GoBGPSpeaker, with_vip: SpeakerConfig, without: SpeakerConfig, url: str
+) -> None:
+    """Advertise the VIP while `url` answers 200, withdraw it while it does not. Two
+    probes in a row decide a change, so one slow answer does not flap the route."""
+    ready: bool | None = None
+    streak = 0
+    while True:
+        now = await asyncio.to_thread(readyz_probe, url)
+        streak = streak + 1 if now != ready else 0
+        if ready is None or (now != ready and streak >= 2):
+            ready, streak = now, 0
+            await speaker.apply(with_vip if ready else without)
+            log.info("local API server readiness", extra={"ready": ready, "url": url})
+        await asyncio.sleep(0.25)
+
+
+async def advertise(
+    config: AdvertiserConfig,
+    vip: ipaddress.IPv4Address,
+    health_port: int,
+    *,
+    readyz: str | None = None,
+    api: str | None = None,
+) -> None:
+    async with local_gobgpd(api=api) as (speaker, _):
         desired = speaker_config(config, vip)
+        without = dataclasses.replace(desired, paths=frozenset())
         states: dict[ipaddress.IPv4Address, str] = dict.fromkeys(desired.peers, "Idle")
         runner = await _health(states, health_port)
         log.info("Health status HTTP server started", extra={"address": f"127.0.0.1:{health_port}"})
+        follower: asyncio.Task[None] | None = None
         try:
-            await speaker.apply(desired)
+            if readyz is None:
+                await speaker.apply(desired)
+            else:
+                await speaker.apply(without)
+                follower = asyncio.create_task(_follow_readyz(speaker, desired, without, readyz))
             log.info(
-                "advertising",
+                "advertising" if readyz is None else "advertising while the API server is ready",
                 extra={
                     "vip": str(vip),
                     "localIP": str(config.local_ip),
@@ -141,6 +209,10 @@ async def advertise(config: AdvertiserConfig, vip: ipaddress.IPv4Address, health
             async for status in speaker.watch():
                 _transition(states, status)
         finally:
+            if follower is not None:
+                follower.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await follower
             with contextlib.suppress(Exception):
                 await speaker.apply(SpeakerConfig(config.local_asn, config.local_ip))
                 log.info("withdrawn", extra={"vip": str(vip)})
@@ -157,12 +229,39 @@ def _transition(states: dict[ipaddress.IPv4Address, str], status: PeerStatus) ->
         )
 
 
-def run(config_path: Path, vip_text: str, health_port: int) -> int:
+def config_from_flags(local_ip: str, local_asn: int, peers: list[str]) -> AdvertiserConfig:
+    """The config given as flags (--local-ip, --local-asn, --peer IP:ASN ...), checked
+    as the config file is."""
+    parsed = []
+    for i, text in enumerate(peers):
+        ip, _, asn = text.partition(":")
+        if not asn.isdigit():
+            raise SystemExit(f"--peer[{i}]: {text!r}: expected PEER_IP:PEER_ASN")
+        parsed.append({"peerIP": ip, "peerASN": int(asn)})
+    data = {"localIP": local_ip, "localASN": local_asn, "peers": parsed}
+    try:
+        config = AdvertiserConfig.model_validate(data)
+    except ValidationError as e:
+        errors = [FieldError(field_path(err["loc"]), error_reason(err)) for err in e.errors()]
+        raise SystemExit("\n".join(str(error) for error in errors)) from None
+    for i, peer in enumerate(config.peers):
+        if peer.peer_asn == config.local_asn:
+            raise SystemExit(f"--peer[{i}]: peer ASN equals --local-asn: only eBGP is supported")
+    return config
+
+
+def run(
+    config: AdvertiserConfig,
+    vip_text: str,
+    health_port: int,
+    *,
+    readyz: str | None = None,
+    api: str | None = None,
+) -> int:
     try:
         vip = ipaddress.IPv4Address(vip_text)
     except ValueError:
         raise SystemExit(f"--advertise-ip: {vip_text!r} is not an IPv4 address") from None
-    config = load_config(config_path)
 
     async def main() -> None:
         task = asyncio.current_task()
@@ -171,7 +270,7 @@ def run(config_path: Path, vip_text: str, health_port: int) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, task.cancel)
         with contextlib.suppress(asyncio.CancelledError):
-            await advertise(config, vip, health_port)
+            await advertise(config, vip, health_port, readyz=readyz, api=api)
 
     asyncio.run(main())
     return 0

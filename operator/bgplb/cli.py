@@ -53,11 +53,30 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _advertise(args: argparse.Namespace) -> int:
-    from bgplb.advertise import run
+    from bgplb.advertise import config_from_flags, load_config, run
     from bgplb.logs import setup_logging
 
+    if args.config is not None:
+        config = load_config(args.config)
+    elif args.local_ip and args.local_asn and args.peer:
+        config = config_from_flags(args.local_ip, args.local_asn, args.peer)
+    else:
+        raise SystemExit("--config: required (or --local-ip, --local-asn and --peer)")
     setup_logging()
-    return run(args.config, args.advertise_ip, args.health_port)
+    return run(config, args.advertise_ip, args.health_port, readyz=args.readyz, api=args.api)
+
+
+def _static_pod(args: argparse.Namespace) -> int:
+    from bgplb.static_pod import manifest
+
+    text = manifest(args.config, args.node_ip, args.image, apiserver_port=args.apiserver_port)
+    if args.output is None:
+        print(text, end="")
+    else:
+        tmp = args.output.with_name(f".{args.output.name}.tmp")
+        tmp.write_text(text)
+        tmp.rename(args.output)  # the kubelet never reads half a manifest
+    return 0
 
 
 def _preflight(args: argparse.Namespace) -> int:
@@ -78,10 +97,30 @@ def main(argv: list[str] | None = None) -> int:
     adv = sub.add_parser(
         "advertise", help="advertise a VIP to peers by hand (the seed's bgpadvertiser)"
     )
-    adv.add_argument("--config", required=True, type=Path, help="localIP, localASN, peers[]")
+    adv.add_argument("--config", type=Path, help="localIP, localASN, peers[]")
+    adv.add_argument("--local-ip", help="instead of --config: this node's address")
+    adv.add_argument("--local-asn", type=int, help="instead of --config: the cluster's ASN")
+    adv.add_argument(
+        "--peer", action="append", help="instead of --config: PEER_IP:PEER_ASN (repeat)"
+    )
     adv.add_argument("--advertise-ip", required=True, help="the VIP to advertise")
     adv.add_argument("--health-port", type=int, default=8080)
+    adv.add_argument("--readyz", help="advertise only while this URL answers 200")
+    adv.add_argument("--api", help="gobgpd's gRPC on this loopback host:port (default: private)")
     adv.set_defaults(func=_advertise)
+    sp = sub.add_parser(
+        "static-pod",
+        help="write this control-plane node's bgpadvertiser static Pod manifest",
+        description="From a BGPLoadBalancer manifest (spec.controlPlane): the Pod for "
+        "/etc/kubernetes/manifests that advertises the control-plane VIP from this node "
+        "while its kube-apiserver is ready.",
+    )
+    sp.add_argument("--config", required=True, type=Path, help="a BGPLoadBalancer manifest")
+    sp.add_argument("--node-ip", required=True, help="this control-plane node's address")
+    sp.add_argument("--image", required=True, help="the bgplb agent image")
+    sp.add_argument("--apiserver-port", type=int, default=6443, help="the local API server's")
+    sp.add_argument("--output", type=Path, help="write here (default: standard output)")
+    sp.set_defaults(func=_static_pod)
     pre = sub.add_parser("preflight", help="check each peer: session, route accepted, traffic back")
     pre.add_argument(
         "--config",

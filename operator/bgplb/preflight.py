@@ -17,6 +17,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 from pyroute2 import IPRoute
@@ -125,15 +126,23 @@ async def check(
 
 def from_load_balancer(path: Path, node_ip: ipaddress.IPv4Address) -> tuple[AdvertiserConfig, str]:
     """This node's control-plane pairs from a BGPLoadBalancer manifest, and its VIP."""
+    return control_plane_pairs(yaml.safe_load(path.read_text()), node_ip, where=str(path))
+
+
+def control_plane_pairs(
+    doc: Any, node_ip: ipaddress.IPv4Address, where: str = "BGPLoadBalancer"
+) -> tuple[AdvertiserConfig, str]:
+    """This node's control-plane pairs from a BGPLoadBalancer object, and its VIP;
+    SystemExit naming the field when it has none for this node."""
     from bgplb.api import BGPLoadBalancer
     from bgplb.core.validate import InvalidObjectError, load
 
     try:
-        lb = load(yaml.safe_load(path.read_text()))
+        lb = load(doc)
     except InvalidObjectError as e:
-        raise SystemExit("\n".join(f"{path}: {err}" for err in e.errors)) from None
+        raise SystemExit("\n".join(f"{where}: {err}" for err in e.errors)) from None
     if not isinstance(lb, BGPLoadBalancer) or lb.spec.control_plane is None:
-        raise SystemExit(f"{path}: spec.controlPlane: required (a BGPLoadBalancer with peers)")
+        raise SystemExit(f"{where}: spec.controlPlane: required (a BGPLoadBalancer with peers)")
     cp = lb.spec.control_plane
     peers = [
         {"peerIP": str(p.ip), "peerASN": p.asn}
@@ -141,7 +150,7 @@ def from_load_balancer(path: Path, node_ip: ipaddress.IPv4Address) -> tuple[Adve
         if not p.control_plane_nodes or node_ip in p.control_plane_nodes
     ]
     if not peers:
-        raise SystemExit(f"{path}: spec.controlPlane.peers: none is mapped to node {node_ip}")
+        raise SystemExit(f"{where}: spec.controlPlane.peers: none is mapped to node {node_ip}")
     config = AdvertiserConfig.model_validate(
         {"localIP": str(node_ip), "localASN": lb.spec.local_asn, "peers": peers}
     )

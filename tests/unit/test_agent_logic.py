@@ -47,7 +47,6 @@ def test_service_sessions_with_add_path_get_a_path_per_next_hop() -> None:
         routes=[ROUTE],
         floating_ips=[],
         passwords={},
-        control_plane_vip_ready=False,
     )
     peer = d.service.peers[A("192.0.2.1")]
     assert peer.local_address == A("192.0.2.100")
@@ -67,7 +66,6 @@ def test_without_add_path_one_path_per_prefix() -> None:
         routes=[ROUTE],
         floating_ips=[],
         passwords={},
-        control_plane_vip_ready=False,
     )
     assert d.service.paths == {PathConfig(ROUTE.prefix, A("192.0.2.11"), 0)}
     assert d.service.peers[A("192.0.2.1")].add_path_send_max == 0
@@ -81,26 +79,26 @@ def test_other_nodes_sessions_are_ignored_and_no_sessions_means_no_paths() -> No
         routes=[ROUTE],
         floating_ips=[],
         passwords={},
-        control_plane_vip_ready=False,
     )
     assert d.service == SpeakerConfig(0, NODE_IP)
     assert d.sessions == {}
 
 
-def test_control_plane_sessions_go_to_their_own_speaker() -> None:
+def test_control_plane_sessions_are_reported_not_driven() -> None:
+    """The bgpadvertiser static Pod owns control-plane sessions: the agent's speaker
+    never gets them, its status reports still cover them."""
     cp = session(type="ControlPlane", floating_ip=None, local_ip=NODE_IP, add_path=False)
-    kw = {
-        "sessions": {"192.0.2.1-n1": cp},
-        "routes": [ROUTE, CP_ROUTE],
-        "floating_ips": [],
-        "passwords": {},
-    }
-    d = node_desired("n1", NODE_IP, control_plane_vip_ready=False, **kw)  # type: ignore[arg-type]
+    d = node_desired(
+        "n1",
+        NODE_IP,
+        sessions={"192.0.2.1-n1": cp},
+        routes=[ROUTE, CP_ROUTE],
+        floating_ips=[],
+        passwords={},
+    )
     assert d.service.peers == {}
-    assert A("192.0.2.1") in d.control_plane.peers
-    assert d.control_plane.paths == frozenset()  # local API server not ready: not advertised
-    d = node_desired("n1", NODE_IP, control_plane_vip_ready=True, **kw)  # type: ignore[arg-type]
-    assert d.control_plane.paths == {PathConfig(CP_ROUTE.prefix, NODE_IP)}
+    assert CP_ROUTE.prefix not in {p.prefix for p in d.service.paths}
+    assert set(d.sessions) == {"192.0.2.1-n1"}
 
 
 def test_password_from_secret_or_session_left_out() -> None:
@@ -112,7 +110,6 @@ def test_password_from_secret_or_session_left_out() -> None:
         routes=[],
         floating_ips=[],
         passwords={("bgp", "pw"): "s3cret"},
-        control_plane_vip_ready=False,
     )
     assert d.service.peers[A("192.0.2.1")].password == "s3cret"
     d = node_desired(
@@ -122,7 +119,6 @@ def test_password_from_secret_or_session_left_out() -> None:
         routes=[],
         floating_ips=[],
         passwords={},
-        control_plane_vip_ready=False,
     )
     assert d.service.peers == {}
     assert d.missing_passwords == {"tor-n1": ("bgp", "pw")}
@@ -168,7 +164,6 @@ def test_fake_speaker_counts_changes_and_is_idempotent() -> None:
             routes=[ROUTE],
             floating_ips=[],
             passwords={},
-            control_plane_vip_ready=False,
         )
         first = await fake.apply(d.service)
         again = await fake.apply(d.service)

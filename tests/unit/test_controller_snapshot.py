@@ -111,3 +111,15 @@ def test_diff_ignores_server_defaults_and_finds_real_changes() -> None:
     moved = {"metadata": {"name": "s", "labels": {"a": "b"}}, "spec": {**spec, "nodeName": "n2"}}
     writes = diff_objects([moved], {"s": stored, "old": stored}, BGPSessionSpec)
     assert ([o["metadata"]["name"] for o in writes.update], writes.delete) == (["s"], ["old"])
+
+
+def test_in_cluster_server_from_the_environment_not_dns() -> None:
+    """Found running the chart's Pods with no cluster DNS: kopf's service-account login
+    dialled kubernetes.default.svc; the controller uses the Service's address."""
+    from bgplb.controller.main import in_cluster_server
+
+    env = {"KUBERNETES_SERVICE_HOST": "198.19.0.1", "KUBERNETES_SERVICE_PORT": "443"}
+    assert in_cluster_server(env) == "https://198.19.0.1:443"
+    v6 = {"KUBERNETES_SERVICE_HOST": "fd00::1", "KUBERNETES_SERVICE_PORT": "443"}
+    assert in_cluster_server(v6) == "https://[fd00::1]:443"
+    assert in_cluster_server({}) is None

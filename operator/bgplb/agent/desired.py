@@ -1,9 +1,10 @@
-"""What one node's speakers and interfaces should hold: pure, from the API objects.
+"""What one node's service speaker and interfaces should hold: pure, from the API
+objects.
 
-A node runs two speakers, as the seed keeps control-plane and service sessions
-apart: the service speaker peers from floating IPs and advertises Service VIPs; the
-control-plane speaker peers from the node's own IP and advertises the control-plane
-VIP with this node as next hop (only while the local API server is ready).
+The seed keeps control-plane and service sessions apart: the agent's speaker peers
+from floating IPs and advertises Service VIPs; control-plane sessions (from the
+node's own IP, for the control-plane VIP) belong to the bgpadvertiser static Pod
+(bgplb.static_pod), and the agent only reports their state.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ class NodeDesired:
     """Everything the agent of one node acts on."""
 
     service: SpeakerConfig
-    control_plane: SpeakerConfig
     floating_ips: frozenset[IPv4Address]
     sessions: Mapping[str, BGPSessionSpec]
     """This node's sessions by name, for status reports."""
@@ -99,25 +99,16 @@ def node_desired(
     routes: Iterable[BGPAdvertisedRouteSpec],
     floating_ips: Iterable[IPv4Address],
     passwords: Mapping[SecretKey, str],
-    control_plane_vip_ready: bool,
 ) -> NodeDesired:
-    """Split this node's sessions between its two speakers and attach their paths."""
+    """This node's service sessions and their paths; every session of the node (the
+    control-plane ones included) for status reports."""
     mine = {k: v for k, v in sessions.items() if v.node_name == node}
     service = {k: v for k, v in mine.items() if v.type == "Service"}
-    control = {k: v for k, v in mine.items() if v.type == "ControlPlane"}
     route_list = list(routes)
     add_path = any(s.add_path for s in service.values())
     missing: dict[str, SecretKey] = {}
-    cp_paths: frozenset[PathConfig] = frozenset()
-    if control_plane_vip_ready:
-        cp_paths = frozenset(
-            PathConfig(r.prefix, node_ip)
-            for r in route_list
-            if r.service is None and node_ip in r.next_hops
-        )
     return NodeDesired(
         service=_speaker(service, passwords, node_ip, service_paths(route_list, add_path), missing),
-        control_plane=_speaker(control, passwords, node_ip, cp_paths, missing),
         floating_ips=frozenset(floating_ips),
         sessions=mine,
         missing_passwords=missing,

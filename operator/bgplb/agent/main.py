@@ -16,9 +16,7 @@ import datetime as dt
 import logging
 import os
 import signal
-import ssl
 import time
-import urllib.request
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
@@ -60,6 +58,8 @@ class Agent:
     source: Source
     service: GoBGPSpeaker
     control_plane: GoBGPSpeaker | None
+    """The bgpadvertiser static Pod's gobgpd: read for the control-plane sessions'
+    status, never changed (the static Pod owns those sessions; bgplb.static_pod)."""
     floating: NetlinkThread
     writer: StatusWriter
     lease: LeaseKeeper | None = None
@@ -82,10 +82,6 @@ class Agent:
     reconciled_at: float = field(default_factory=time.monotonic)
     last_inputs: Inputs | None = None
     state_file: Path | None = None
-    readyz_url: str | None = None
-    """The local kube-apiserver's /readyz: the control-plane VIP is advertised from
-    this node only while it answers 200."""
-    control_plane_ready: bool = False
 
     def healthy(self) -> bool:
         return time.monotonic() - self.reconciled_at < 6 * self.resync_seconds
@@ -126,7 +122,6 @@ class Agent:
             routes=inputs.routes,
             floating_ips=(ip for ip, holder in inputs.floating_ips.items() if holder == self.node),
             passwords=inputs.passwords,
-            control_plane_vip_ready=self.control_plane_ready,
         )
         self.desired = desired
         if self.plumbed is None:
@@ -143,8 +138,6 @@ class Agent:
         for ip, why in result.unplaceable.items():
             log.warning("cannot place floating IP", extra={"ip": str(ip), "reason": why})
         changes = await self.service.apply(desired.service)
-        if self.control_plane is not None:
-            changes += await self.control_plane.apply(desired.control_plane)
         if changes:
             log.info("speaker updated", extra={"changes": changes})
         removed = await self.floating.sync(ips)
@@ -180,15 +173,22 @@ class Agent:
     async def report(self, only_peer: IPv4Address | None = None) -> None:
         if self.desired is None:
             return
+        cp_routes: list[str] = []
         try:
             self.peers = await self.service.peer_status()
-            if self.control_plane is not None:
-                self.peers.update(await self.control_plane.peer_status())
         except grpc.aio.AioRpcError as e:
             log.warning("cannot read peer state", extra={"error": e.details()})
+        if self.control_plane is not None and any(
+            s.type == "ControlPlane" for s in self.desired.sessions.values()
+        ):
+            try:
+                self.peers.update(await self.control_plane.peer_status())
+                held = await self.control_plane.adopt()
+                cp_routes = sorted({str(p.prefix) for p in held.paths})
+            except grpc.aio.AioRpcError as e:
+                log.warning("cannot read the control-plane speaker", extra={"error": e.details()})
         now = dt.datetime.now(dt.UTC)
         routes = sorted({str(p.prefix) for p in self.desired.service.paths})
-        cp_routes = sorted({str(p.prefix) for p in self.desired.control_plane.paths})
         for name, spec in self.desired.sessions.items():
             if only_peer is not None and spec.peer_ip != only_peer:
                 continue
@@ -315,30 +315,6 @@ class Agent:
             },
         )
 
-    async def readyz_loop(self) -> None:
-        assert self.readyz_url is not None
-        context = ssl.create_default_context()
-        # A liveness probe of this node's own API server, as the kubelet's probes do:
-        # its certificate names the VIP and node, and only the answer matters here.
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-        url = self.readyz_url
-
-        def probe() -> bool:
-            try:
-                with urllib.request.urlopen(url, timeout=0.5, context=context) as r:
-                    return bool(r.status == 200)
-            except OSError:
-                return False
-
-        while True:
-            ready = await asyncio.to_thread(probe)
-            if ready != self.control_plane_ready:
-                self.control_plane_ready = ready
-                log.info("local API server readiness", extra={"ready": ready})
-                self.wake.set()
-            await asyncio.sleep(0.5)
-
     async def refresh_loop(self) -> None:
         while True:
             await asyncio.sleep(max(1.0, self.reporter.refresh_seconds / 4))
@@ -356,8 +332,6 @@ class Agent:
             loops.append(lambda: self.watch_loop(cp))
         if self.lease is not None:
             loops.append(self.lease_loop)
-        if self.readyz_url is not None:
-            loops.append(self.readyz_loop)
         self.wake.set()
         async with asyncio.TaskGroup() as group:
             for loop in loops:
@@ -382,17 +356,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--node-ip", type=IPv4Address, default=os.environ.get("NODE_IP"))
     p.add_argument("--namespace", default=os.environ.get("BGPLB_NAMESPACE", "kube-system"))
     p.add_argument("--speaker", default="127.0.0.1:50051", help="service gobgpd gRPC target")
-    p.add_argument("--control-plane-speaker", default=None, help="control-plane gobgpd target")
+    p.add_argument(
+        "--control-plane-speaker",
+        default=None,
+        help="the bgpadvertiser static Pod's gobgpd, read for control-plane session status",
+    )
     p.add_argument("--desired-file", type=Path, help="read desired state from this file")
     p.add_argument("--status-file", type=Path, help="write session status here, not to the API")
     p.add_argument("--kubeconfig", default=os.environ.get("KUBECONFIG"))
     p.add_argument("--lease-duration", type=float, default=3.0)
     p.add_argument("--status-refresh", type=float, default=60.0)
-    p.add_argument(
-        "--apiserver-readyz",
-        default=None,
-        help="this node's kube-apiserver /readyz URL (control-plane nodes)",
-    )
     p.add_argument(
         "--state-file",
         type=Path,
@@ -456,7 +429,6 @@ def build(args: argparse.Namespace) -> Agent:
         clock=clock,
         reporter=Reporter(refresh_seconds=args.status_refresh),
         state_file=args.state_file,
-        readyz_url=args.apiserver_readyz,
     )
 
 

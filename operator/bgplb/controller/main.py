@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import kopf
@@ -281,13 +281,24 @@ def _elect(c: Controller, loop: asyncio.AbstractEventLoop) -> None:
     leaderelection.LeaderElection(config).run()
 
 
+def in_cluster_server(env: Mapping[str, str]) -> str | None:
+    """The API server's address as client-go's InClusterConfig finds it: the
+    `kubernetes` Service from the environment, not the name kubernetes.default.svc,
+    so the load balancer does not depend on cluster DNS being up."""
+    host, port = env.get("KUBERNETES_SERVICE_HOST"), env.get("KUBERNETES_SERVICE_PORT")
+    if not host or not port:
+        return None
+    return f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
+
+
 @kopf.on.login()
 def _login(**kwargs: Any) -> kopf.ConnectionInfo | None:
     # kopf's own readers: the Pod's service account, else $KUBECONFIG (set by --kubeconfig).
-    info: kopf.ConnectionInfo | None = kopf.login_with_service_account(
-        **kwargs
-    ) or kopf.login_with_kubeconfig(**kwargs)
-    return info
+    info: kopf.ConnectionInfo | None = kopf.login_with_service_account(**kwargs)
+    server = in_cluster_server(os.environ)
+    if info is not None and server is not None:
+        return replace(info, server=server)
+    return info or kopf.login_with_kubeconfig(**kwargs)
 
 
 @kopf.on.startup()
@@ -378,5 +389,8 @@ def main(argv: list[str] | None = None) -> int:
         args.namespace, f"{args.identity}-{os.getpid()}", args.lease_expiry
     )
     _register()
+    # kopf names itself from the user name unless POD_ID is set, and an image's
+    # non-root UID has no passwd entry (getpwuid fails): name it after the Pod.
+    os.environ.setdefault("POD_ID", args.identity)
     kopf.run(clusterwide=True, standalone=True, liveness_endpoint=args.health)
     return 0
