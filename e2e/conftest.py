@@ -1,4 +1,5 @@
-"""The e2e lab: the same lab `bgplb-lab up` builds, under a prefix of its own."""
+"""The e2e lab: the same lab `bgplb-lab up` builds (real nodes, the chart installed by
+helm), under a prefix of its own."""
 
 from __future__ import annotations
 
@@ -10,18 +11,18 @@ from pathlib import Path
 import pytest
 
 from bgplb_lab import drills
-from bgplb_lab.netns import cleanup_prefix
+from bgplb_lab.kubelets import KubeletLab
 from bgplb_lab.topology import Lab
 
 
 def build(example: int) -> Lab:
     work = Path(tempfile.mkdtemp(prefix=f"bgplb-e2e-{example}-"))
-    return Lab(work, prefix=f"e{example}{os.getpid() % 1000}-", example=example, log=False)
+    return KubeletLab(work, prefix=f"e{example}{os.getpid() % 1000}-", example=example, log=False)
 
 
 def teardown(lab: Lab) -> None:
     if os.environ.get("BGPLB_KEEP_LOGS"):
-        cleanup_prefix(lab.prefix)
+        lab.stop()
         print(f"lab logs kept in {lab.workdir}")
     else:
         lab.down()

@@ -49,6 +49,7 @@ def test_lab_up_status_down() -> None:
         assert all(p[2] == "Running" for p in pods), out
         assert all(p[3] == "0" for p in pods), out  # no restarts: they work in their images
         assert sum(p[0].startswith("bgplb-agent-") for p in pods) == 4
+        assert sum(p[0].startswith("bgplb-speaker-") for p in pods) == 4
         assert sum(p[0].startswith("bgplb-controller-") for p in pods) == 2
         assert sum(p[0].startswith("bgplb-webhook-") for p in pods) == 2
         assert "NAME           LOCAL ASN   PEER ASN   LOCAL IP      PEER IP     STATE" in out

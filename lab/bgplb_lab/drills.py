@@ -14,7 +14,6 @@ import signal
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from bgplb_lab.daemons import FRR, stop_processes, wait_for
@@ -249,31 +248,18 @@ def agent_restart(lab: Lab) -> Result:
     """Restart the agent of a floating-IP holder (a rollout): nothing may notice."""
     node = sorted(lab.holders().values())[0]
 
-    log = lab.workdir / f"agent-{node}.log"
-
     def restart() -> None:
-        started = log.read_text().count('"agent starting"')
-        pids = lab.signal(node, "bgplb.agent", signal.SIGTERM)
-        wait_for("the agent gone", lambda: not any(_alive(p) for p in pids), timeout=20)
-        lab.start_agent(node)
-        wait_for("the new agent", lambda: log.read_text().count('"agent starting"') > started, 30)
+        lab.restart_agent(node)
         time.sleep(lab.lease_expiry + 3)  # past any fence or handover it could cause
 
     return _restart_under_traffic(lab, "agent restart", restart)
 
 
 def controller_restart(lab: Lab) -> Result:
-    """Restart the controller (its Pod restarts): nothing may notice."""
-    log = lab.workdir / "controller.log"
+    """Restart the leading controller: nothing may notice."""
 
     def restart() -> None:
-        leading = log.read_text().count('"leading"')
-        lab.signal("apiserver", "bgplb.controller", signal.SIGTERM)
-        wait_for(
-            "the new controller leading",
-            lambda: log.read_text().count('"leading"') > leading,
-            timeout=60,
-        )
+        lab.restart_controller()
         time.sleep(lab.lease_expiry + 3)  # its hold-off, then a full reconcile
 
     return _restart_under_traffic(lab, "controller restart", restart)
@@ -407,15 +393,6 @@ def partition(lab: Lab, seconds: float = 15) -> Result:
             "moved_after_s": None if moved_at is None else round(moved_at, 2),
             "samples": samples,
             "samples_live_on_two_nodes": len(doubles),
-            "fenced": "self-fencing" in (lab.workdir / f"agent-{victim}.log").read_text(),
+            "fenced": "self-fencing" in lab.agent_log(victim),
         },
     )
-
-
-def _alive(pid: int) -> bool:
-    """Running (a zombie whose parent has not reaped it yet counts as gone)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"

@@ -198,7 +198,7 @@ class KubeletLab(Lab):
             self._build()
         except BaseException:
             self.say(f"lab failed to come up; logs in {self.workdir}")
-            self._teardown()
+            self.stop()
             raise
         return self
 
@@ -329,11 +329,9 @@ class KubeletLab(Lab):
             timeout=330,
         )  # fmt: skip
 
-    def down(self) -> None:
-        self._teardown()
-        shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def _teardown(self) -> None:
+    def stop(self) -> None:
+        """Nodes (their Pods, mounts and cgroups), namespaces and processes gone; the
+        machine's sysctls as they were; the lab's files (logs) kept."""
         saved: dict[str, str] = {}
         state = self.workdir / "lab.json"
         if state.exists():
@@ -347,6 +345,81 @@ class KubeletLab(Lab):
         if saved:
             restore_sysctls(saved)
 
+    # --- failures and restarts, as the drills make them ---------------------------
+
+    def fail_node(self, name: str) -> None:
+        """A node dies: links down, kubelet, containerd, kube-proxy and every Pod gone."""
+        super().fail_node(name)
+        self.kube_node(name).kill()
+
+    def restore_node(self, name: str) -> None:
+        """The node boots again: no floating IPs, nothing under /run (a tmpfs), the
+        images still on disk; kubelet starts the static Pod, the DaemonSet its agent."""
+        spec = self.node(name)
+        host = self.host(name, spec.ip)
+        host.exec("ip", "addr", "flush", "dev", "eth0", "label", "eth0:bgplb")
+        host.exec("ip", "link", "set", "eth0", "up")
+        host.exec("ip", "route", "replace", "default", "via", FRR_IP)
+        for other in NODES:
+            if other.name != name:
+                host.exec("ip", "route", "replace", str(POD_CIDRS[other.name]), "via", other.ip)
+        node = self.kube_node(name)
+        for volatile in ("run/containerd", "var/lib/cni"):
+            shutil.rmtree(node.dir / "root" / volatile, ignore_errors=True)
+            (node.dir / "root" / volatile).mkdir(parents=True)
+        if spec.control_plane:
+            host.exec("ip", "addr", "flush", "dev", "lo", "to", f"{CONTROL_PLANE_VIP}/32")
+            self._api_front(spec)
+        node.start()
+
+    def _pods(self, selector: str, node: str | None = None) -> list[dict[str, Any]]:
+        args = ["get", "pods", "-n", NAMESPACE, "-l", selector, "-o", "json"]
+        if node is not None:
+            args += ["--field-selector", f"spec.nodeName={node}"]
+        return list(json.loads(self.kubectl(*args))["items"])
+
+    @staticmethod
+    def _ready(pod: dict[str, Any]) -> bool:
+        statuses = pod.get("status", {}).get("containerStatuses", [])
+        return bool(statuses) and all(c.get("ready") for c in statuses)
+
+    def restart_agent(self, node: str) -> None:
+        """Delete the node's agent Pod (a rollout does); the DaemonSet makes a new one."""
+        selector = "app.kubernetes.io/component=agent"
+        old = self._pods(selector, node)[0]["metadata"]["name"]
+        self.kubectl("delete", "pod", "-n", NAMESPACE, old, "--wait=true", "--timeout=60s")
+
+        def replaced() -> bool:
+            pods = self._pods(selector, node)
+            return any(p["metadata"]["name"] != old and self._ready(p) for p in pods)
+
+        wait_for(f"a new agent Pod on {node}", replaced, timeout=90, every=0.5)
+
+    def restart_controller(self) -> None:
+        """Delete the leading controller's Pod; the other replica takes the lead."""
+
+        def holder() -> str:
+            lease = json.loads(
+                self.kubectl("get", "lease", "-n", NAMESPACE, "bgplb-controller", "-o", "json")
+            )
+            return str(lease["spec"].get("holderIdentity") or "")
+
+        leader = holder()
+        pod = leader.rsplit("-", 1)[0]  # the identity is <pod>-<pid>
+        self.kubectl("delete", "pod", "-n", NAMESPACE, pod, "--wait=true", "--timeout=60s")
+        wait_for(
+            "another controller leading",
+            lambda: holder() not in ("", leader) and not holder().startswith(pod),
+            timeout=90,
+            every=0.5,
+        )
+
+    def agent_log(self, node: str) -> str:
+        """The node's agent containers' logs, from the node's disk (no API needed)."""
+        pods = self.kube_node(node).dir / "root" / "var" / "log" / "pods"
+        logs = sorted(pods.glob(f"{NAMESPACE}_bgplb-agent-*/agent/*.log"))
+        return "".join(log.read_text(errors="replace") for log in logs)
+
     # --- what the fabric sees ----------------------------------------------------
 
     def bgplb_pods(self) -> list[dict[str, Any]]:
@@ -358,9 +431,9 @@ class KubeletLab(Lab):
         ]
 
     def wait_ready(self, timeout: float = 300) -> None:
-        # Two controllers, two webhooks, an agent per node, a bgpadvertiser per
-        # control-plane node.
-        expected = 4 + len(NODES) + sum(n.control_plane for n in NODES)
+        # Two controllers, two webhooks, an agent and a speaker per node, a
+        # bgpadvertiser per control-plane node.
+        expected = 4 + 2 * len(NODES) + sum(n.control_plane for n in NODES)
 
         def pods_running() -> bool:
             pods = self.bgplb_pods()

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -152,7 +153,7 @@ class Lab:
             self._build()
         except BaseException:
             self.say(f"lab failed to come up; logs in {self.workdir}")
-            cleanup_prefix(self.prefix)
+            self.stop()
             raise
         return self
 
@@ -197,8 +198,12 @@ class Lab:
         self.bird.start()
         return fabric
 
-    def down(self) -> None:
+    def stop(self) -> None:
+        """Every process and namespace of the lab gone; its files (logs) kept."""
         cleanup_prefix(self.prefix)
+
+    def down(self) -> None:
+        self.stop()
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     # --- processes ---------------------------------------------------------------
@@ -257,6 +262,29 @@ class Lab:
         spec = static_pod.for_load_balancer(lb, node.ip, "unused", readyz=f"{self.api.url}/readyz")
         container = spec["spec"]["containers"][0]
         return [sys.executable, "-m", "bgplb.cli", *container["args"]]
+
+    def restart_agent(self, node: str) -> None:
+        """Stop a node's agent (SIGTERM, as a rollout does) and start a new one."""
+        log = self.workdir / f"agent-{node}.log"
+        started = log.read_text().count('"agent starting"')
+        pids = self.signal(node, "bgplb.agent", signal.SIGTERM)
+        wait_for("the agent gone", lambda: not any(alive(p) for p in pids), timeout=20)
+        self.start_agent(node)
+        wait_for("the new agent", lambda: log.read_text().count('"agent starting"') > started, 30)
+
+    def restart_controller(self) -> None:
+        """Stop the controller; its restart loop starts a new one, which leads."""
+        log = self.workdir / "controller.log"
+        leading = log.read_text().count('"leading"')
+        self.signal("apiserver", "bgplb.controller", signal.SIGTERM)
+        wait_for(
+            "the new controller leading",
+            lambda: log.read_text().count('"leading"') > leading,
+            timeout=60,
+        )
+
+    def agent_log(self, node: str) -> str:
+        return (self.workdir / f"agent-{node}.log").read_text()
 
     def add_host(self, name: str, ip: str) -> Host:
         """Another host on the fabric (a new router, for a drill)."""
@@ -378,3 +406,12 @@ class Lab:
     def start_traffic(self, log: Path) -> subprocess.Popen[bytes]:
         cmd = [sys.executable, "-m", "bgplb_lab.client", DEMO_VIP, "--log", str(log)]
         return self.client.popen(cmd, self.workdir / "client.log")
+
+
+def alive(pid: int) -> bool:
+    """Running (a zombie whose parent has not reaped it yet counts as gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"

@@ -196,6 +196,7 @@ def test_helm_install_creates_every_object_and_the_default_configuration(
         ("deployment", "bgplb-controller"),
         ("deployment", "bgplb-webhook"),
         ("daemonset", "bgplb-agent"),
+        ("daemonset", "bgplb-speaker"),
         ("service", "bgplb-controller-metrics"),
         ("poddisruptionbudget", "bgplb-controller"),
         ("validatingwebhookconfiguration", "bgplb-validate"),
@@ -212,9 +213,16 @@ def test_helm_install_creates_every_object_and_the_default_configuration(
     agent = next(c for c in pod["containers"] if c["name"] == "agent")
     assert agent["securityContext"]["capabilities"] == {"add": ["NET_ADMIN"], "drop": ["ALL"]}
     assert not agent["securityContext"]["privileged"]
-    gobgpd = next(c for c in pod["containers"] if c["name"] == "gobgpd")
-    assert "--api-hosts=127.0.0.1:50051" in gobgpd["args"]
     assert any(t["key"] == "node-role.kubernetes.io/control-plane" for t in pod["tolerations"])
+    # gobgpd apart from the agent, so an agent rollout never restarts it.
+    assert [c["name"] for c in pod["containers"]] == ["agent"]
+    speaker = json.loads(installed.kubectl("get", "ds", "bgplb-speaker", "-o", "json"))
+    assert speaker["spec"]["updateStrategy"]["type"] == "OnDelete"
+    spec = speaker["spec"]["template"]["spec"]
+    assert spec["hostNetwork"] is True
+    assert spec["tolerations"] == pod["tolerations"]
+    (gobgpd,) = spec["containers"]
+    assert "--api-hosts=127.0.0.1:50051" in gobgpd["args"]
 
 
 def test_webhook_refuses_a_bad_peer_naming_the_field(installed: Installed) -> None:

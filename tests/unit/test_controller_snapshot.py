@@ -123,3 +123,20 @@ def test_in_cluster_server_from_the_environment_not_dns() -> None:
     v6 = {"KUBERNETES_SERVICE_HOST": "fd00::1", "KUBERNETES_SERVICE_PORT": "443"}
     assert in_cluster_server(v6) == "https://[fd00::1]:443"
     assert in_cluster_server({}) is None
+
+
+def test_a_stopping_agent_can_ask_for_a_longer_lease() -> None:
+    """A stopping agent renews once with its restart grace: the node stays live that
+    long (its floating IPs stay put); never shorter than the controller's own expiry."""
+    from bgplb.controller.snapshot import ClusterState, lease_live, lease_period
+
+    assert lease_period(None, 3.0) == 3.0
+    assert lease_period({"spec": {"leaseDurationSeconds": 15}}, 3.0) == 15.0
+    assert lease_period({"spec": {"leaseDurationSeconds": 1}}, 3.0) == 3.0
+    assert lease_period({"spec": {"leaseDurationSeconds": "x"}}, 3.0) == 3.0
+    state = ClusterState("kube-system")
+    state.leases["bgplb-node-n1"] = {"spec": {"leaseDurationSeconds": 15}}
+    state.lease_seen["bgplb-node-n1"] = 100.0
+    assert lease_live(state, "bgplb-node-n1", 110.0, 3.0)
+    assert not lease_live(state, "bgplb-node-n1", 115.0, 3.0)
+    assert not lease_live(state, "bgplb-node-n2", 100.0, 3.0)

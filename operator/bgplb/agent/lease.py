@@ -60,9 +60,16 @@ class LeaseKeeper:
     witness: str | None = None
     """This agent's witness address (`host:port`), advertised in the Lease."""
 
-    def renew(self, now: dt.datetime, addresses: Iterable[IPv4Interface] = ()) -> None:
+    def renew(
+        self,
+        now: dt.datetime,
+        addresses: Iterable[IPv4Interface] = (),
+        duration: float | None = None,
+    ) -> None:
         """Renew, carrying the node's addresses with their prefix lengths: the
-        controller places floating IPs on nodes that have an address in their subnet."""
+        controller places floating IPs on nodes that have an address in their subnet.
+        `duration` longer than usual: this agent is stopping and its successor will
+        renew within it (the controller keeps the node live that long)."""
         from kubernetes.client.exceptions import ApiException
 
         body = {
@@ -78,7 +85,7 @@ class LeaseKeeper:
             },
             "spec": {
                 "holderIdentity": self.node,
-                "leaseDurationSeconds": max(1, round(self.duration)),
+                "leaseDurationSeconds": max(1, round(duration or self.duration)),
                 "renewTime": _micro_time(now),
             },
         }

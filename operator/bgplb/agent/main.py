@@ -315,6 +315,21 @@ class Agent:
             },
         )
 
+    async def hand_over(self, grace: float) -> None:
+        """Stopping (a rollout, a Pod deleted): renew the Lease once for `grace`
+        seconds, so the controller leaves this node's floating IPs in place until the
+        next agent renews. A fenced agent asks nothing: its IPs are gone already."""
+        if self.lease is None or grace <= 0 or self.fenced is not False:
+            return
+        try:
+            addresses = await self.floating.node_addresses()
+            await asyncio.to_thread(
+                self.lease.renew, dt.datetime.now(dt.UTC), addresses, max(grace, 1.0)
+            )
+            log.info("stopping: lease held for the next agent", extra={"seconds": grace})
+        except Exception as e:
+            log.warning("stopping: could not hold the lease", extra={"error": str(e)})
+
     async def refresh_loop(self) -> None:
         while True:
             await asyncio.sleep(max(1.0, self.reporter.refresh_seconds / 4))
@@ -365,6 +380,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--status-file", type=Path, help="write session status here, not to the API")
     p.add_argument("--kubeconfig", default=os.environ.get("KUBECONFIG"))
     p.add_argument("--lease-duration", type=float, default=3.0)
+    p.add_argument(
+        "--restart-grace",
+        type=float,
+        default=15.0,
+        help="seconds a stopping agent asks the controller to keep this node live for its "
+        "successor; 0 to ask nothing",
+    )
     p.add_argument("--status-refresh", type=float, default=60.0)
     p.add_argument(
         "--state-file",
@@ -459,6 +481,7 @@ def main(argv: list[str] | None = None) -> int:
             with contextlib.suppress(asyncio.CancelledError):
                 await agent.run()
         finally:
+            await agent.hand_over(args.restart_grace)
             agent.floating.close()
             for r in (runner, witness_runner):
                 if r is not None:

@@ -30,7 +30,7 @@ from bgplb.agent.lease import LEASE_PREFIX
 from bgplb.api import GROUP, VERSION
 from bgplb.controller import metrics
 from bgplb.controller.reconcile import WRITES_IN_FLIGHT, Reconciler
-from bgplb.controller.snapshot import ClusterState
+from bgplb.controller.snapshot import ClusterState, lease_live
 from bgplb.logs import setup_logging
 
 log = logging.getLogger("bgplb.controller")
@@ -128,7 +128,7 @@ class Controller:
             return self.frozen_live
         now = time.monotonic()
         return frozenset(
-            n for n, seen in self.state.lease_seen.items() if now - seen < self.lease_expiry
+            n for n in self.state.lease_seen if lease_live(self.state, n, now, self.lease_expiry)
         )
 
     def contact(self, leases: list[dict[str, Any]] | None) -> None:

@@ -127,6 +127,20 @@ def _parse(cls: type[Any], obj: JSON | None, problems: list[str]) -> Any:
         return None
 
 
+def lease_period(lease: JSON | None, floor: float) -> float:
+    """How long a node's Lease keeps it live after the controller saw it renewed: the
+    controller's own expiry, or longer when the agent asked for it — a stopping agent
+    (a rollout) renews once with its restart grace so its successor can take over
+    without the floating IPs moving meanwhile."""
+    declared = ((lease or {}).get("spec") or {}).get("leaseDurationSeconds")
+    return max(floor, float(declared)) if isinstance(declared, int | float) else floor
+
+
+def lease_live(state: ClusterState, name: str, now: float, floor: float) -> bool:
+    seen = state.lease_seen.get(name)
+    return seen is not None and now - seen < lease_period(state.leases.get(name), floor)
+
+
 def snapshot_from(
     state: ClusterState, now: float, lease_expiry: float
 ) -> tuple[Snapshot, list[str]]:
@@ -142,8 +156,7 @@ def snapshot_from(
     nodes = []
     for name, raw in sorted(state.nodes.items()):
         lease_name = LEASE_PREFIX + name
-        seen = state.lease_seen.get(lease_name)
-        live = seen is not None and now - seen < lease_expiry
+        live = lease_live(state, lease_name, now, lease_expiry)
         node = node_from(raw, state.leases.get(lease_name), live)
         if node is not None:
             nodes.append(node)
