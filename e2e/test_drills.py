@@ -51,6 +51,16 @@ def test_api_server_down_for_60s_leaves_the_data_plane_alone(lab: Lab) -> None:
     assert not result.figures["floating_ips_unplumbed"]
 
 
+def test_webhook_down_leaves_the_data_plane_alone(lab: Lab) -> None:
+    result = drills.webhook_outage(lab)
+    print(result)
+    assert result.figures["failed_requests"] == 0
+    assert result.figures["flaps"] == []
+    assert not result.figures["floating_ips_moved"]
+    assert result.figures["edit_refused"], result.figures["edit_answer"]
+    assert result.figures["service_vip"].startswith("203.0.113.")
+
+
 def test_tor_restart(lab: Lab) -> None:
     bird = drills.tor_restart(lab, "bird")
     print(bird)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from bgplb_lab import drills
+from bgplb_lab.kubelets import KubeletLab
 from bgplb_lab.topology import (
     BIRD_IP,
     CONTROL_PLANE_VIP,
@@ -69,3 +70,25 @@ def test_seed_example_3_separate_control_plane_and_data_plane_peers(lab: Lab) ->
     check(lab, 3)
     peers = {p["metadata"]["name"] for p in lab.get("bgppeers")["items"]}
     assert peers == {"tor-frr", "tor-bird"}
+
+
+def test_kubelets_and_pods_reach_the_api_server_through_the_control_plane_vip(lab: Lab) -> None:
+    """The order the seed needs: the bgpadvertiser static Pods (mirror Pods: the
+    kubelet ran them from its manifests, with no API server) advertise the VIP, and
+    everything else reaches the API server through it."""
+    assert isinstance(lab, KubeletLab)
+    for node in NODES:
+        kubeconfig = (lab.kube_node(node.name).dir / "kubeconfig").read_text()
+        assert f"server: https://{CONTROL_PLANE_VIP}:443" in kubeconfig
+    endpoints = lab.get_json("endpoints", "kubernetes", "-n", "default")
+    assert [a["ip"] for a in endpoints["subsets"][0]["addresses"]] == [CONTROL_PLANE_VIP]
+    pods = lab.get_json(
+        "pods", "-n", "kube-system", "-l", "app.kubernetes.io/component=bgpadvertiser"
+    )
+    mirrors = {
+        p["spec"]["nodeName"]
+        for p in pods["items"]
+        if "kubernetes.io/config.mirror" in p["metadata"].get("annotations", {})
+        and p["status"]["phase"] == "Running"
+    }
+    assert mirrors == {n.name for n in CP_NODES}

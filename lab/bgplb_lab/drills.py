@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bgplb_lab.daemons import FRR, stop_processes, wait_for
-from bgplb_lab.manifests import NAMESPACE, peer
+from bgplb_lab.manifests import NAMESPACE, peer, service
 from bgplb_lab.topology import (
     APISERVER_IP,
     DEMO_VIP,
@@ -29,6 +29,7 @@ from bgplb_lab.topology import (
 )
 
 LB_NODES = frozenset(n.name for n in NODES if n.control_plane)
+WEBHOOK = "app.kubernetes.io/component=webhook"
 
 
 # --- observing ----------------------------------------------------------------------
@@ -278,6 +279,44 @@ def apiserver_outage(lab: Lab, seconds: float = 60) -> Result:
     result = _restart_under_traffic(lab, f"API server down {seconds:.0f}s", outage)
     result.figures["floating_ips_unplumbed"] = plumbed != lab.plumbed()
     wait_stable(lab)
+    return result
+
+
+def webhook_outage(lab: Lab) -> Result:
+    """The admission webhook down (its Deployment scaled to 0): the data plane must not
+    notice; edits of bgplb objects wait, refused with the webhook named (failure
+    policy Fail); Services are still admitted (Ignore) and still get their VIP."""
+    seen: dict[str, Any] = {}
+    probe = service("webhook-down-probe")
+
+    def outage() -> None:
+        lab.kubectl("scale", "deployment", "bgplb-webhook", "-n", NAMESPACE, "--replicas=0")
+        wait_for(
+            "no webhook Pod",
+            lambda: not lab.get_json("pods", "-n", NAMESPACE, "-l", WEBHOOK)["items"],
+            timeout=45,
+        )
+        edit = lab.api.kubectl(
+            "annotate", "bgppeer", "tor-frr", "-n", NAMESPACE, "drill=webhook-down", check=False
+        )
+        seen["edit_refused"] = "failed calling webhook" in edit
+        seen["edit_answer"] = edit.strip().splitlines()[-1][:160] if edit.strip() else ""
+        lab.apply([probe])
+
+        def vip() -> str:
+            status = lab.get_json("service", "webhook-down-probe", "-n", "default")["status"]
+            ingress = status.get("loadBalancer", {}).get("ingress") or [{}]
+            return str(ingress[0].get("ip", ""))
+
+        seen["service_vip"] = wait_for("the probe Service's VIP", vip, timeout=30)
+        lab.kubectl("scale", "deployment", "bgplb-webhook", "-n", NAMESPACE, "--replicas=2")
+        lab.kubectl(
+            "rollout", "status", "deployment", "bgplb-webhook", "-n", NAMESPACE, "--timeout=90s"
+        )
+
+    result = _restart_under_traffic(lab, "webhook down", outage)
+    lab.kubectl("delete", "service", "webhook-down-probe", "-n", "default", "--wait=true")
+    result.figures |= seen
     return result
 
 

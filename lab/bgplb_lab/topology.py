@@ -338,6 +338,9 @@ class Lab:
     def apply(self, objects: list[dict[str, Any]]) -> None:
         self.kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(objects))
 
+    def get_json(self, *args: str) -> Any:
+        return json.loads(self.kubectl("get", *args, "-o", "json"))
+
     def get(self, kind: str, name: str | None = None) -> Any:
         args = ["get", kind, *([name] if name else []), "-o", "json"]
         return json.loads(self.kubectl(*args))

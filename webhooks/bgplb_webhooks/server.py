@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 import ssl
 from ipaddress import IPv4Interface, IPv4Network
 from pathlib import Path
@@ -167,6 +168,13 @@ def main(argv: list[str] | None = None) -> int:
     cert = RotatingCertificate(args.tls_cert, args.tls_key)
 
     async def run() -> None:
+        # As PID 1 of its container the process gets no default SIGTERM action: stop
+        # on it, or every rollout waits out the grace period.
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, task.cancel)
         runner = web.AppRunner(app(Reader(args.namespace)), access_log=None)
         await runner.setup()
         await web.TCPSite(runner, args.address, args.port, ssl_context=cert.context).start()
@@ -176,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             await runner.cleanup()
 
-    with contextlib.suppress(KeyboardInterrupt):
+    with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError):
         asyncio.run(run())
     return 0
 

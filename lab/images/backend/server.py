@@ -2,6 +2,8 @@
 client sees which Pod on which node served it. Standard library only."""
 
 import os
+import signal
+import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 ANSWER = f"{os.environ.get('POD_NAME', '?')} on {os.environ.get('NODE_NAME', '?')}\n".encode()
@@ -18,4 +20,6 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
 
+# PID 1 of its container: no default action on SIGTERM, so exit on it explicitly.
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
 ThreadingHTTPServer(("", int(os.environ.get("PORT", "8080"))), Handler).serve_forever()

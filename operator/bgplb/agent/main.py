@@ -74,6 +74,8 @@ class Agent:
     witnesses: list[str] = field(default_factory=list)
     kept_by_witnesses: bool = False
     contact_since: float | None = None
+    failing_since: float | None = None
+    """When the first failed renewal since the last success started (None: none)."""
     """Since when every Lease renewal has succeeded (None: the last one failed)."""
     plumbed: frozenset[IPv4Address] | None = None
     """Floating IPs on this node now; read from the interfaces at start."""
@@ -167,6 +169,12 @@ class Agent:
         if self.clock is None or self.contact_since is None or self.clock.must_fence(now):
             return 0.0
         return now - self.contact_since
+
+    def api_renewed_ago(self) -> float | None:
+        """What a witness also says: how long ago its last renewal succeeded."""
+        if self.clock is None or self.clock.last_renewed is None:
+            return None
+        return time.monotonic() - self.clock.last_renewed
 
     # --- status ----------------------------------------------------------------
 
@@ -262,6 +270,7 @@ class Agent:
                 addresses = await self.floating.node_addresses()
                 await asyncio.to_thread(self.lease.renew, dt.datetime.now(dt.UTC), addresses)
                 self.clock.renewed(time.monotonic())
+                self.failing_since = None
                 if self.contact_since is None:
                     self.contact_since = time.monotonic()
                 self.kept_by_witnesses = False
@@ -276,6 +285,8 @@ class Agent:
                     self.witnesses = await asyncio.to_thread(self.lease.witnesses)
             except Exception as e:
                 self.contact_since = None
+                if self.failing_since is None:
+                    self.failing_since = started
                 metrics.API_ERRORS.labels("lease").inc()
                 log.warning("cannot renew lease", extra={"error": str(e)})
             rounds += 1
@@ -291,7 +302,9 @@ class Agent:
         # next renewal (within a second) will succeed too. Fence only once a witness
         # has been in contact for as long as this agent has been out of it.
         settled = self.clock.duration - self.clock.margin
-        if witness.keep_floating_ips(answers, settled):
+        now = time.monotonic()
+        failing_for = now - (self.failing_since or self.clock.last_renewed or now)
+        if witness.keep_floating_ips(answers, settled, failing_for):
             if not self.kept_by_witnesses:
                 self.kept_by_witnesses = True
                 log.warning(
@@ -475,7 +488,11 @@ def main(argv: list[str] | None = None) -> int:
         witness_runner = None
         if agent.lease is not None and args.witness_port:
             witness_runner = await witness.serve(
-                str(args.node_ip), args.witness_port, args.node, agent.api_reachable_for
+                str(args.node_ip),
+                args.witness_port,
+                args.node,
+                agent.api_reachable_for,
+                agent.api_renewed_ago,
             )
         try:
             with contextlib.suppress(asyncio.CancelledError):
