@@ -84,10 +84,16 @@ def session_marks(lab: Lab) -> dict[str, Any]:
                 n.get("connectionsDropped"),
                 n.get("bgpTimerUpEstablishedEpoch"),
             )
-    for line in lab.bird.birdc("show protocols").splitlines():
+    # BIRD names dynamic sessions node1, node2, ... in order of arrival: key them by
+    # the neighbour's address, so a flap names the session that flapped.
+    since: str | None = None
+    for line in lab.bird.birdc("show protocols all").splitlines():
         words = line.split()
-        if words and words[0].startswith("node") and "Established" in words:
-            marks[f"bird/{words[0]}"] = words[4]
+        if words and not line.startswith(" "):  # a protocol's first line
+            established = words[0].startswith("node") and "Established" in words
+            since = words[4] if established else None
+        elif since is not None and line.strip().startswith("Neighbor address:"):
+            marks[f"bird/{words[-1]}"] = since
     return marks
 
 
@@ -294,7 +300,8 @@ def webhook_outage(lab: Lab) -> Result:
         wait_for(
             "no webhook Pod",
             lambda: not lab.get_json("pods", "-n", NAMESPACE, "-l", WEBHOOK)["items"],
-            timeout=45,
+            # kube-controller-manager may still be re-listing after an earlier outage.
+            timeout=120,
         )
         edit = lab.api.kubectl(
             "annotate", "bgppeer", "tor-frr", "-n", NAMESPACE, "drill=webhook-down", check=False

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import http.client
 import ipaddress
 import logging
 import shutil
@@ -156,7 +157,9 @@ def readyz_probe(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=0.5, context=context) as r:
             return bool(r.status == 200)
-    except OSError:
+    except (OSError, http.client.HTTPException, ValueError):
+        # Whatever a dying or half-started server answers is "not ready"; an exception
+        # escaping here would end the follower and freeze the route as it is.
         return False
 
 
