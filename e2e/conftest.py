@@ -38,3 +38,17 @@ def lab() -> Iterator[Lab]:
         yield lab
     finally:
         teardown(lab)
+
+
+@pytest.fixture(scope="session")
+def process_lab() -> Iterator[Lab]:
+    """The process-level lab (controller and agents as processes), for the drills not
+    yet run against the installed Pods (docs/BENCHMARKS.md says which and why)."""
+    work = Path(tempfile.mkdtemp(prefix="bgplb-e2e-p-"))
+    lab = Lab(work, prefix=f"p{os.getpid() % 1000}-", example=3, log=False)
+    try:
+        lab.up()
+        drills.wait_stable(lab)
+        yield lab
+    finally:
+        teardown(lab)

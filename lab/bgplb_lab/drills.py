@@ -297,18 +297,31 @@ def webhook_outage(lab: Lab) -> Result:
 
     def outage() -> None:
         lab.kubectl("scale", "deployment", "bgplb-webhook", "-n", NAMESPACE, "--replicas=0")
-        wait_for(
-            "no webhook Pod",
-            lambda: not lab.get_json("pods", "-n", NAMESPACE, "-l", WEBHOOK)["items"],
-            # kube-controller-manager may still be re-listing after an earlier outage.
-            timeout=120,
-        )
+        try:
+            refused_while_down()
+        finally:  # the lab as it was, whatever happened
+            lab.kubectl("scale", "deployment", "bgplb-webhook", "-n", NAMESPACE, "--replicas=2")
+            lab.kubectl(
+                "rollout", "status", "deployment", "bgplb-webhook", "-n", NAMESPACE,
+                "--timeout=120s",
+            )  # fmt: skip
+
+    def refused_while_down() -> None:
+        def gone() -> bool:
+            pods = lab.get_json("pods", "-n", NAMESPACE, "-l", WEBHOOK)["items"]
+            endpoints = lab.get_json("endpoints", "bgplb-webhook", "-n", NAMESPACE)
+            addresses = [a for s in endpoints.get("subsets") or [] for a in s.get("addresses", [])]
+            return not pods and not addresses
+
+        # kube-controller-manager may still be re-listing after an earlier outage.
+        wait_for("no webhook Pod and no endpoint", gone, timeout=120, every=0.5)
         edit = lab.api.kubectl(
             "annotate", "bgppeer", "tor-frr", "-n", NAMESPACE, "drill=webhook-down", check=False
         )
         seen["edit_refused"] = "failed calling webhook" in edit
         seen["edit_answer"] = edit.strip().splitlines()[-1][:160] if edit.strip() else ""
-        lab.apply([probe])
+        # The Services webhook (policy Ignore) is skipped once it cannot be reached.
+        lab.api.kubectl("apply", "--request-timeout=30s", "-f", "-", stdin=json.dumps(probe))
 
         def vip() -> str:
             status = lab.get_json("service", "webhook-down-probe", "-n", "default")["status"]
@@ -316,13 +329,13 @@ def webhook_outage(lab: Lab) -> Result:
             return str(ingress[0].get("ip", ""))
 
         seen["service_vip"] = wait_for("the probe Service's VIP", vip, timeout=30)
-        lab.kubectl("scale", "deployment", "bgplb-webhook", "-n", NAMESPACE, "--replicas=2")
-        lab.kubectl(
-            "rollout", "status", "deployment", "bgplb-webhook", "-n", NAMESPACE, "--timeout=90s"
-        )
 
-    result = _restart_under_traffic(lab, "webhook down", outage)
-    lab.kubectl("delete", "service", "webhook-down-probe", "-n", "default", "--wait=true")
+    try:
+        result = _restart_under_traffic(lab, "webhook down", outage)
+    finally:
+        lab.kubectl(
+            "delete", "service", "webhook-down-probe", "-n", "default", "--ignore-not-found"
+        )
     result.figures |= seen
     return result
 
