@@ -18,9 +18,13 @@ binaries=("$@")
 cache="${BGPLB_CACHE:-$HOME/.cache/bgplb}/kube/${version}"
 
 built() {  # $1 binary: present and reporting this exact version
-  local flag=--version
-  [[ "$1" == kubectl ]] && flag="version --client"
-  [[ -x "$cache/$1" ]] && "$cache/$1" $flag 2>/dev/null | grep -q "${version}\$"
+  local out args=(--version)
+  [[ "$1" == kubectl ]] && args=(version --client)
+  [[ -x "$cache/$1" ]] || return 1
+  # Read all of it before matching: `grep -q` in a pipe exits at the first match and
+  # kubectl's second line then dies of SIGPIPE, which pipefail reports as "not built".
+  out="$("$cache/$1" "${args[@]}" 2>/dev/null)" || return 1
+  grep -q "${version}\$" <<<"$out"
 }
 todo=()
 for b in "${binaries[@]}"; do built "$b" || todo+=("$b"); done
@@ -61,13 +65,15 @@ for mod in "${!pinned[@]}"; do
     exit 1
   }
 done
+# Resolve the module graph for all six, whichever are missing: building one alone
+# (kubectl) lets `go mod tidy` pick dependency versions that do not compile together.
 {
   echo "package main"
   echo
-  for b in "${todo[@]}"; do
-    if [[ "$b" == kubectl ]]; then echo 'import _ "k8s.io/kubectl/pkg/cmd"'
-    else echo "import _ \"k8s.io/kubernetes/cmd/${b}/app\""; fi
+  for b in kube-apiserver kubelet kube-controller-manager kube-scheduler kube-proxy; do
+    echo "import _ \"k8s.io/kubernetes/cmd/${b}/app\""
   done
+  echo 'import _ "k8s.io/kubectl/pkg/cmd"'
   echo
   echo "func main() {}"
 } > main.go
