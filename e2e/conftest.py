@@ -28,16 +28,20 @@ def teardown(lab: Lab) -> None:
         lab.down()
 
 
-@pytest.fixture(scope="session")
-def lab() -> Iterator[Lab]:
-    """Seed example 3 with the demo Service, every session Established."""
-    lab = build(3)
+def settled(lab: Lab) -> Iterator[Lab]:
+    """The lab up with every session settled, for a fixture's lifetime."""
     try:
         lab.up()
         drills.wait_stable(lab)
         yield lab
     finally:
         teardown(lab)
+
+
+@pytest.fixture(scope="session")
+def lab() -> Iterator[Lab]:
+    """Seed example 3 with the demo Service, every session Established."""
+    yield from settled(build(3))
 
 
 @pytest.fixture(scope="session")
@@ -45,10 +49,4 @@ def process_lab() -> Iterator[Lab]:
     """The process-level lab (controller and agents as processes), for the drills not
     yet run against the installed Pods (docs/BENCHMARKS.md says which and why)."""
     work = Path(tempfile.mkdtemp(prefix="bgplb-e2e-p-"))
-    lab = Lab(work, prefix=f"p{os.getpid() % 1000}-", example=3, log=False)
-    try:
-        lab.up()
-        drills.wait_stable(lab)
-        yield lab
-    finally:
-        teardown(lab)
+    yield from settled(Lab(work, prefix=f"p{os.getpid() % 1000}-", example=3, log=False))

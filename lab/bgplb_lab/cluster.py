@@ -9,6 +9,7 @@ from __future__ import annotations
 import subprocess
 from dataclasses import dataclass, field
 
+from bgplb_lab.daemons import stop_processes
 from bgplb_lab.kube import KubeAPI, free_port, kube_binary
 
 
@@ -59,13 +60,5 @@ class ControlPlane:
         return self
 
     def stop(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in self.procs:
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_processes(*self.procs, timeout=10)
         self.procs.clear()

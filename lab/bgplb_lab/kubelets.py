@@ -74,7 +74,7 @@ def chart_values(objects: list[dict[str, Any]]) -> dict[str, Any]:
     return values
 
 
-def backend(replicas: int = 4) -> list[dict[str, Any]]:
+def backend(image: str, replicas: int = 4) -> list[dict[str, Any]]:
     """The demo Service's Pods: spread over every node, control-plane ones included."""
     labels = {"app": "demo"}
     env = [
@@ -110,7 +110,7 @@ def backend(replicas: int = 4) -> list[dict[str, Any]]:
                         "containers": [
                             {
                                 "name": "backend",
-                                "image": "{backend}",
+                                "image": image,
                                 "imagePullPolicy": "Never",
                                 "env": env,
                                 "ports": [{"containerPort": BACKEND_PORT}],
@@ -180,27 +180,9 @@ class KubeletLab(Lab):
 
     # --- up / down ---------------------------------------------------------------
 
-    def up(self) -> KubeletLab:
-        self.down()
-        self.workdir.mkdir(parents=True)
-        self.workdir.chmod(0o755)  # FRR runs as its own user and needs to reach its dir
-        (self.workdir / "lab.json").write_text(
-            json.dumps(
-                {
-                    "prefix": self.prefix,
-                    "example": self.example,
-                    "kubelets": True,
-                    "sysctls": read_sysctls(),
-                }
-            )
-        )
-        try:
-            self._build()
-        except BaseException:
-            self.say(f"lab failed to come up; logs in {self.workdir}")
-            self.stop()
-            raise
-        return self
+    def saved_state(self) -> dict[str, Any]:
+        # kubelet changes machine-wide sysctls: `down` puts these back.
+        return super().saved_state() | {"kubelets": True, "sysctls": read_sysctls()}
 
     def _build(self) -> None:
         self.say("images: bgplb controller and agent (the Dockerfile), backend, pause")
@@ -233,16 +215,11 @@ class KubeletLab(Lab):
         wait_for("every node Ready", self._all_ready, timeout=120, every=0.5)
         self.say("helm install bgplb charts/bgplb")
         self.helm_install(controller, agent)
-        self.apply(
-            json.loads(json.dumps(backend()).replace('"{backend}"', json.dumps(backend_image.name)))
-        )
+        self.apply(backend(backend_image.name))
 
     def _prepare_node(self, spec: NodeSpec, lb_manifest: Path, agent: Image) -> KubeNode:
         host = self.host(spec.name, spec.ip)
-        host.exec("ip", "route", "replace", "default", "via", FRR_IP)
-        for other in NODES:
-            if other.name != spec.name:
-                host.exec("ip", "route", "add", str(POD_CIDRS[other.name]), "via", other.ip)
+        self._routes(spec)
         # Routers forward; kube-proxy's DNAT to Pods on other nodes needs it.
         host.exec("sysctl", "-qw", "net.ipv4.ip_forward=1")
         node = self.kube_node(spec.name)
@@ -261,6 +238,14 @@ class KubeletLab(Lab):
                 check=True,
             )  # fmt: skip
         return node
+
+    def _routes(self, spec: NodeSpec) -> None:
+        """Default via the FRR ToR; every other node's Pods via that node."""
+        host = self.host(spec.name, spec.ip)
+        host.exec("ip", "route", "replace", "default", "via", FRR_IP)
+        for other in NODES:
+            if other.name != spec.name:
+                host.exec("ip", "route", "replace", str(POD_CIDRS[other.name]), "via", other.ip)
 
     def _api_front(self, spec: NodeSpec) -> None:
         """This control-plane node's stand-in for a local kube-apiserver: the VIP on
@@ -359,10 +344,7 @@ class KubeletLab(Lab):
         host = self.host(name, spec.ip)
         host.exec("ip", "addr", "flush", "dev", "eth0", "label", "eth0:bgplb")
         host.exec("ip", "link", "set", "eth0", "up")
-        host.exec("ip", "route", "replace", "default", "via", FRR_IP)
-        for other in NODES:
-            if other.name != name:
-                host.exec("ip", "route", "replace", str(POD_CIDRS[other.name]), "via", other.ip)
+        self._routes(spec)
         node = self.kube_node(name)
         for volatile in ("run/containerd", "var/lib/cni"):
             shutil.rmtree(node.dir / "root" / volatile, ignore_errors=True)

@@ -146,9 +146,7 @@ class Lab:
         self.down()
         self.workdir.mkdir(parents=True)
         self.workdir.chmod(0o755)  # FRR runs as its own user and needs to reach its dir
-        (self.workdir / "lab.json").write_text(
-            json.dumps({"prefix": self.prefix, "example": self.example})
-        )
+        (self.workdir / "lab.json").write_text(json.dumps(self.saved_state()))
         try:
             self._build()
         except BaseException:
@@ -156,6 +154,10 @@ class Lab:
             self.stop()
             raise
         return self
+
+    def saved_state(self) -> dict[str, Any]:
+        """What `lab.json` keeps for `status`, `kubectl` and `down` to find the lab."""
+        return {"prefix": self.prefix, "example": self.example}
 
     def _build(self) -> None:
         fabric = self._network()
