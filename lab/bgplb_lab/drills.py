@@ -154,16 +154,18 @@ def _node_failure(
 ) -> tuple[float, float, TrafficLog]:
     """Kill `victim` under client traffic, wait for `until`, then reboot it and let
     the lab settle. Returns when it died, seconds until `until`, and the traffic."""
-    with traffic(lab) as log:
-        time.sleep(1)
-        t0 = time.time()
-        lab.fail_node(victim)
-        wait_for(what, until, timeout=timeout, every=0.05)
-        seconds = time.time() - t0
-        time.sleep(2)
-        result = log()
-    lab.restore_node(victim)
-    wait_stable(lab)
+    try:
+        with traffic(lab) as log:
+            time.sleep(1)
+            t0 = time.time()
+            lab.fail_node(victim)
+            wait_for(what, until, timeout=timeout, every=0.05)
+            seconds = time.time() - t0
+            time.sleep(2)
+            result = log()
+    finally:
+        lab.restore_node(victim)
+        wait_stable(lab)
     return t0, seconds, result
 
 

@@ -334,8 +334,11 @@ class KubeletLab(Lab):
 
     def fail_node(self, name: str) -> None:
         """A node dies: links down, kubelet, containerd, kube-proxy and every Pod gone."""
-        super().fail_node(name)
+        # Its mount namespace first (found through the holder), then whatever else
+        # is left in its network namespace (the API fronts).
+        self.host(name, self.node(name).ip).exec("ip", "link", "set", "eth0", "down")
         self.kube_node(name).kill()
+        super().fail_node(name)
 
     def restore_node(self, name: str) -> None:
         """The node boots again: no floating IPs, nothing under /run (a tmpfs), the

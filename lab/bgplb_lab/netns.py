@@ -29,6 +29,20 @@ def namespaces() -> list[str]:
     return [line.split()[0] for line in run("ip", "netns", "list").splitlines() if line.strip()]
 
 
+def kill_all_in(name: str) -> None:
+    """SIGKILL every process in the namespace until none is left; a process that exits
+    (or forks) while we look is expected, not an error."""
+    for _ in range(50):
+        pids = [int(p) for p in run("ip", "netns", "pids", name, check=False).split()]
+        if not pids:
+            return
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.05)
+    raise RuntimeError(f"processes in netns {name} survive SIGKILL")
+
+
 def kill_namespace(name: str) -> None:
     """Stop every process in the namespace, then delete it."""
     for sig in (signal.SIGTERM, signal.SIGKILL):

@@ -37,7 +37,7 @@ from bgplb.static_pod import CONTROL_PLANE_API_PORT
 from bgplb_lab.daemons import BIRD, FRR, GoBGPd, wait_for
 from bgplb_lab.kube import KubeAPI
 from bgplb_lab.manifests import NAMESPACE, gateway, load_balancer, peer, service
-from bgplb_lab.netns import Host, Segment, cleanup_prefix, kill_namespace, run
+from bgplb_lab.netns import Host, Segment, cleanup_prefix, kill_all_in, kill_namespace, run
 
 FABRIC = IPv4Network("192.0.2.0/24")
 LOCAL_ASN, TOR_ASN = 65001, 65002
@@ -321,9 +321,7 @@ class Lab:
         """A node dies: no more packets in or out, every process gone."""
         host = self.host(name, self.node(name).ip)
         host.exec("ip", "link", "set", "eth0", "down")
-        pids = [int(p) for p in run("ip", "netns", "pids", host.netns, check=False).split()]
-        for pid in pids:
-            os.kill(pid, 9)
+        kill_all_in(host.netns)
 
     def restore_node(self, name: str) -> None:
         """The node boots again: no floating IPs (a reboot clears them), daemons started."""

@@ -169,3 +169,39 @@ def test_agent_restart_leaves_the_control_plane_sessions_alone(env: Env) -> None
     # The same session all along: a flap would give a later established time (FRR
     # derives it from the uptime in whole seconds, so allow one second of rounding).
     assert abs(after["peerUptimeEstablishedEpoch"] - before["peerUptimeEstablishedEpoch"]) <= 1
+
+
+def test_a_service_session_to_the_same_router_reports_its_own_state(env: Env) -> None:
+    """The control-plane speaker and the service speaker both peer with BIRD, from
+    the node IP and from the floating IP. Each BGPSession reports its own speaker's
+    state: with BIRD dropping everything from the floating IP, the Service session
+    goes down and is never shown Established because the control-plane session to
+    the same address is."""
+    service, control_plane = "lb-192-0-2-2-cp1", "192.0.2.2-cp1"
+    wait_for(
+        "both sessions to BIRD Established",
+        lambda: env.session_state(service) == env.session_state(control_plane) == "Established",
+        timeout=60,
+    )
+    drop = ["INPUT", "-s", "192.0.2.100", "-j", "DROP"]
+    env.bird.host.exec("iptables", "-I", *drop)
+    try:
+        wait_for(
+            "the Service session reported down (hold timer 9 s)",
+            lambda: env.session_state(service) not in ("", "Established"),
+            timeout=30,
+        )
+        seen = set()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            seen.add(env.session_state(service))
+            time.sleep(0.2)
+        assert "Established" not in seen, seen
+        assert env.session_state(control_plane) == "Established"
+    finally:
+        env.bird.host.exec("iptables", "-D", *drop)
+    wait_for(
+        "the Service session back",
+        lambda: env.session_state(service) == "Established",
+        timeout=60,
+    )

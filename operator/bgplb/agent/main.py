@@ -46,6 +46,7 @@ from bgplb.agent.status import (
     StatusWriter,
     session_status,
 )
+from bgplb.api.bgpsession import BGPSessionSpec
 from bgplb.logs import setup_logging
 
 log = logging.getLogger("bgplb.agent")
@@ -68,6 +69,9 @@ class Agent:
     reporter: Reporter = field(default_factory=Reporter)
     desired: NodeDesired | None = None
     peers: dict[IPv4Address, PeerStatus] = field(default_factory=dict)
+    """The service speaker's neighbours, by address."""
+    control_plane_peers: dict[IPv4Address, PeerStatus] = field(default_factory=dict)
+    """The static Pod speaker's: kept apart, since both may peer with one router."""
     fenced: bool | None = None
     """Whether this node must not hold floating IPs; None until the first Lease renewal
     or witness verdict (until then the interfaces are left as they are)."""
@@ -190,10 +194,12 @@ class Agent:
             s.type == "ControlPlane" for s in self.desired.sessions.values()
         ):
             try:
-                self.peers.update(await self.control_plane.peer_status())
+                self.control_plane_peers = await self.control_plane.peer_status()
                 held = await self.control_plane.adopt()
                 cp_routes = sorted({str(p.prefix) for p in held.paths})
             except grpc.aio.AioRpcError as e:
+                # Its sessions end with it: report them Idle, not as last seen.
+                self.control_plane_peers = {}
                 log.warning("cannot read the control-plane speaker", extra={"error": e.details()})
         now = dt.datetime.now(dt.UTC)
         routes = sorted({str(p.prefix) for p in self.desired.service.paths})
@@ -206,7 +212,7 @@ class Agent:
                 error = f"password Secret {secret} (key {key}) cannot be read"
             status = session_status(
                 spec,
-                self.peers.get(spec.peer_ip),
+                self.peer_of(spec),
                 routes if spec.type == "Service" else cp_routes,
                 now,
                 error=error,
@@ -221,11 +227,16 @@ class Agent:
         self.reporter.forget_except(self.desired.sessions)
         states: dict[str, int] = {}
         for spec in self.desired.sessions.values():
-            peer = self.peers.get(spec.peer_ip)
+            peer = self.peer_of(spec)
             state = peer.state if peer else "Idle"
             states[state] = states.get(state, 0) + 1
         for state in ("Idle", "Connect", "Active", "OpenSent", "OpenConfirm", "Established"):
             metrics.SESSIONS.labels(state).set(states.get(state, 0))
+
+    def peer_of(self, spec: BGPSessionSpec) -> PeerStatus | None:
+        """The state of the speaker that owns this session."""
+        peers = self.control_plane_peers if spec.type == "ControlPlane" else self.peers
+        return peers.get(spec.peer_ip)
 
     # --- loops -----------------------------------------------------------------
 
