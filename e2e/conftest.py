@@ -42,11 +42,3 @@ def settled(lab: Lab) -> Iterator[Lab]:
 def lab() -> Iterator[Lab]:
     """Seed example 3 with the demo Service, every session Established."""
     yield from settled(build(3))
-
-
-@pytest.fixture(scope="session")
-def process_lab() -> Iterator[Lab]:
-    """The process-level lab (controller and agents as processes), for the drills not
-    yet run against the installed Pods (docs/BENCHMARKS.md says which and why)."""
-    work = Path(tempfile.mkdtemp(prefix="bgplb-e2e-p-"))
-    yield from settled(Lab(work, prefix=f"p{os.getpid() % 1000}-", example=3, log=False))

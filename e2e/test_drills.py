@@ -1,10 +1,7 @@
 """Failure drills under continuous client traffic (50 ms between requests), each on
-the shared example-3 lab and each leaving it as it found it: the real-node lab with the
-chart installed (`lab`), except three drills that still run on the process-level lab
-(`process_lab`) — on real kubelets the 60 s API outage showed one BIRD session flap
-in 2 of 4 runs (cause not yet found), and the ToR and peer drills have not yet been
-proven there. The figures they print
-are the ones docs/BENCHMARKS.md reports from repeated runs (`make bench-lab`)."""
+the shared example-3 lab (real nodes, the chart installed) and each leaving it as it
+found it. The figures they print are the ones docs/BENCHMARKS.md reports from
+repeated runs (`make bench-lab`)."""
 
 from __future__ import annotations
 
@@ -45,8 +42,8 @@ def test_controller_restart_disturbs_nothing(lab: Lab) -> None:
     assert not result.figures["floating_ips_moved"]
 
 
-def test_api_server_down_for_60s_leaves_the_data_plane_alone(process_lab: Lab) -> None:
-    result = drills.apiserver_outage(process_lab, seconds=60)
+def test_api_server_down_for_60s_leaves_the_data_plane_alone(lab: Lab) -> None:
+    result = drills.apiserver_outage(lab, seconds=60)
     print(result)
     assert result.figures["failed_requests"] == 0
     assert result.figures["requests"] > 600
@@ -65,18 +62,18 @@ def test_webhook_down_leaves_the_data_plane_alone(lab: Lab) -> None:
     assert result.figures["service_vip"].startswith("203.0.113.")
 
 
-def test_tor_restart(process_lab: Lab) -> None:
-    bird = drills.tor_restart(process_lab, "bird")
+def test_tor_restart(lab: Lab) -> None:
+    bird = drills.tor_restart(lab, "bird")
     print(bird)
     assert bird.figures["other_tor_flaps"] == []
     assert bird.figures["failed_requests"] == 0  # the client's path is through FRR
-    frr = drills.tor_restart(process_lab, "frr")
+    frr = drills.tor_restart(lab, "frr")
     print(frr)
     assert frr.figures["other_tor_flaps"] == []
 
 
-def test_peers_added_and_removed_one_at_a_time(process_lab: Lab) -> None:
-    result = drills.peers_added_and_removed(process_lab)
+def test_peers_added_and_removed_one_at_a_time(lab: Lab) -> None:
+    result = drills.peers_added_and_removed(lab)
     print(result)
     assert result.figures["vip_next_hops_on_new_peer"] == ["192.0.2.11", "192.0.2.12", "192.0.2.13"]
     assert result.figures["flaps_overall"] == []

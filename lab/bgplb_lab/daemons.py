@@ -252,6 +252,9 @@ class BIRD:
             f"  local {self.host.ip} as {self.asn};\n"
             f"  neighbor range {self.listen_range} as {self.peer_asn};\n"
             '  dynamic name "node";\n'
+            # A moved floating IP reconnects at once (README: On the ToRs).
+            "  error wait time 1, 10;\n"
+            "  connect delay time 1;\n"
             "  ipv4 { import all; export none; add paths rx; };\n"
             "}\n"
         )

@@ -91,7 +91,7 @@ def session_marks(lab: Lab) -> dict[str, Any]:
         words = line.split()
         if words and not line.startswith(" "):  # a protocol's first line
             established = words[0].startswith("node") and "Established" in words
-            since = words[4] if established else None
+            since = f"{words[0]} {words[4]}" if established else None
         elif since is not None and line.strip().startswith("Neighbor address:"):
             marks[f"bird/{words[-1]}"] = since
     return marks
@@ -100,6 +100,11 @@ def session_marks(lab: Lab) -> dict[str, Any]:
 def flaps(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
     """Sessions that went down or came up again in between."""
     return sorted(k for k in before.keys() | after.keys() if not _same(before.get(k), after.get(k)))
+
+
+def flap_details(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """What each flapped session's marks were, before → after (for the drill's report)."""
+    return {k: f"{before.get(k)} → {after.get(k)}" for k in flaps(before, after)}
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -202,19 +207,25 @@ def floating_ip_node_failure(lab: Lab) -> Result:
     moved_to: list[str] = []
 
     def moved() -> bool:
+        """Every session from the floating IP (one per ToR) Established elsewhere."""
         samples.append(lab.tor_next_hops(DEMO_VIP))
-        moved_to[:] = [
-            node
+        mine = [
+            s
             for s in lab.get("bgpsessions")["items"]
-            if s["spec"].get("type") == "Service"
-            and s["spec"].get("localIP") == floating_ip
-            and s.get("status", {}).get("state") == "Established"
-            and (node := s["metadata"]["labels"].get("networking.bgplb.io/node")) != victim
+            if s["spec"].get("type") == "Service" and s["spec"].get("localIP") == floating_ip
         ]
-        return bool(moved_to)
+        moved_to[:] = sorted(
+            {s["metadata"]["labels"].get("networking.bgplb.io/node") for s in mine}
+        )
+        up = all(s.get("status", {}).get("state") == "Established" for s in mine)
+        return bool(mine) and up and victim not in moved_to
 
     t0, established, result = _node_failure(
-        lab, victim, "a session from the floating IP on another node", moved, timeout=60
+        lab,
+        victim,
+        "every session from the floating IP Established on another node",
+        moved,
+        timeout=60,
     )
     new_holder = moved_to[0]
     return Result(
@@ -249,6 +260,7 @@ def _restart_under_traffic(lab: Lab, name: str, restart: Callable[[], None]) -> 
             "requests": len(result.requests),
             "flaps": flaps(before, after),
             "floating_ips_moved": lab.holders() != holders,
+            **({"flap_details": flap_details(before, after)} if flaps(before, after) else {}),
         },
     )
 
