@@ -87,3 +87,19 @@ def test_partition_from_the_api_server_never_leaves_an_ip_on_two_nodes(lab: Lab)
     assert result.figures["moved_after_s"] is not None
     assert result.figures["samples"] > 50
     assert result.figures["samples_live_on_two_nodes"] == 0
+
+
+def test_deleting_a_singleton_in_use_is_refused_and_changes_nothing(lab: Lab) -> None:
+    result = drills.singleton_deletion(lab)
+    print(result)
+    for kind, answer in result.figures["answers"].items():
+        assert "admission webhook" in answer, (kind, answer)
+        assert "networking.bgplb.io/allow-delete=true" in answer, (kind, answer)
+    assert result.figures["still_there"] == ["bgploadbalancer", "networkgatewaygroup"]
+    # What the refusal protects: every session is owned by the BGPLoadBalancer.
+    assert result.figures["sessions_owned_by"] == ["BGPLoadBalancer"]
+    assert result.figures["failed_requests"] == 0
+    assert result.figures["flaps"] == []
+    assert not result.figures["floating_ips_moved"]
+    lb_nodes = ["192.0.2.11", "192.0.2.12", "192.0.2.13"]
+    assert result.figures["vip_next_hops"] == {"frr": lb_nodes, "bird": lb_nodes}

@@ -430,6 +430,38 @@ def peers_added_and_removed(lab: Lab) -> Result:
     )
 
 
+def singleton_deletion(lab: Lab) -> Result:
+    """`kubectl delete` the default BGPLoadBalancer, then the default
+    NetworkGatewayGroup, while the demo Service has its VIP. The garbage collector
+    (kube-controller-manager) would delete every BGPSession and route they own; the
+    webhook refuses instead, and nothing on the wire changes."""
+    answers: dict[str, str] = {}
+
+    def delete_both() -> None:
+        for kind in ("bgploadbalancer", "networkgatewaygroup"):
+            out = lab.api.kubectl("delete", kind, "default", "-n", NAMESPACE, check=False)
+            answers[kind] = out.strip().splitlines()[-1] if out.strip() else ""
+        time.sleep(lab.lease_expiry + 5)  # time for a cascade, had there been one
+
+    result = _restart_under_traffic(lab, "singleton deletion", delete_both)
+    owners = {
+        ref["kind"]
+        for s in lab.get("bgpsessions")["items"]
+        for ref in s["metadata"].get("ownerReferences", [])
+    }
+    result.figures |= {
+        "answers": answers,
+        "still_there": [
+            kind
+            for kind in ("bgploadbalancer", "networkgatewaygroup")
+            if lab.api.kubectl("get", kind, "default", "-n", NAMESPACE, check=False).strip()
+        ],
+        "sessions_owned_by": sorted(owners),
+        "vip_next_hops": {k: sorted(v) for k, v in lab.tor_next_hops(DEMO_VIP).items()},
+    }
+    return result
+
+
 def partition(lab: Lab, seconds: float = 15) -> Result:
     """Cut one floating-IP holder off from the API server (not from the fabric): it
     must drop its IPs before another node takes them — never live on two nodes."""

@@ -105,8 +105,45 @@ def test_service_vip_requests() -> None:
     assert review(request(foreign), c, mutate=False).allowed
 
 
-def test_delete_is_always_allowed() -> None:
-    assert review(request(peer(sessions=0), "DELETE"), ctx(), mutate=False).allowed
+def deleting(obj: dict[str, Any]) -> dict[str, Any]:
+    return {"uid": "u1", "operation": "DELETE", "object": None, "oldObject": obj}
+
+
+def with_vip(name: str, ip: str) -> dict[str, Any]:
+    svc = service(name)
+    svc["status"] = {"loadBalancer": {"ingress": [{"ip": ip}]}}
+    return svc
+
+
+def test_a_singleton_in_use_is_not_deleted() -> None:
+    users = [with_vip(f"s{i}", f"203.0.113.{i}") for i in range(1, 5)]
+    users.append(service("pending"))  # no VIP yet: not a user
+    users.append(with_vip("foreign", "198.51.100.9") | {"spec": {"type": "ClusterIP"}})
+    c = ctx(services=users)
+    for singleton in (LB, gateway("192.0.2.100")):
+        d = review(deleting(singleton), c, mutate=False)
+        assert not d.allowed
+        assert d.errors[0].field == "metadata.name"
+        assert "4 Service(s)" in d.message
+        assert "default/s1, default/s2, default/s3 and 1 more" in (d.message)
+        assert "networking.bgplb.io/allow-delete=true" in d.message
+        answer = response(deleting(singleton), d)["response"]
+        assert answer["allowed"] is False
+        assert answer["status"]["code"] == 422
+        # Deliberately, with the annotation:
+        annotated = json.loads(json.dumps(singleton))
+        annotated["metadata"]["annotations"] = {"networking.bgplb.io/allow-delete": "true"}
+        assert review(deleting(annotated), c, mutate=False).allowed
+        # With no Service using it:
+        assert review(deleting(singleton), ctx(services=users[4:]), mutate=False).allowed
+        # The defaulting webhook never judges a deletion.
+        assert review(deleting(singleton), c, mutate=True).allowed
+
+
+def test_other_deletions_are_allowed() -> None:
+    c = ctx(services=[with_vip("s1", "203.0.113.1")])
+    assert review(deleting(peer(sessions=0)), c, mutate=False).allowed
+    assert review(deleting(gateway("192.0.2.100", name="other")), c, mutate=False).allowed
 
 
 def test_objects_outside_the_operator_namespace_are_refused() -> None:

@@ -25,7 +25,7 @@ from aiohttp import web
 
 from bgplb.agent.lease import ADDRESSES_ANNOTATION, LEASE_PREFIX
 from bgplb.api import GROUP, VERSION, BGPLoadBalancer, BGPPeer, NetworkGatewayGroup
-from bgplb.core.admission import Context, response, review
+from bgplb.core.admission import SINGLETON_KINDS, Context, response, review
 from bgplb.core.validate import Config, parse
 from bgplb.logs import setup_logging
 
@@ -74,7 +74,9 @@ class Reader:
             peers=peers,
         )
         services: list[dict[str, Any]] = []
-        if obj.get("kind") == "Service":
+        # A Service's VIP is checked against the others; a singleton's deletion
+        # against the Services using it.
+        if obj.get("kind") in ("Service", *SINGLETON_KINDS):
             items = self.core.list_service_for_all_namespaces(_request_timeout=5).items
             services = [
                 self.serialize(s) for s in items if s.spec and s.spec.type == "LoadBalancer"
@@ -86,7 +88,8 @@ class Reader:
 def app(reader: Reader) -> web.Application:
     async def handle(request: web.Request, *, mutate: bool) -> web.Response:
         review_request = (await request.json()).get("request") or {}
-        obj = review_request.get("object") or {}
+        # A DELETE carries the object being deleted as oldObject only.
+        obj = review_request.get("object") or review_request.get("oldObject") or {}
         ctx = await asyncio.to_thread(reader.context, obj)
         decision = review(review_request, ctx, mutate=mutate)
         meta = obj.get("metadata") or {}

@@ -20,9 +20,20 @@ from bgplb.api import BGPLoadBalancer, BGPPeer, NetworkGatewayGroup
 from bgplb.api.common import Resource
 from bgplb.core.pools import Pool
 from bgplb.core.snapshot import LOAD_BALANCER_CLASS, POOL_ANNOTATION
-from bgplb.core.validate import Config, FieldError, check_against, check_object, parse
+from bgplb.core.validate import (
+    SINGLETON_NAME,
+    Config,
+    FieldError,
+    check_against,
+    check_object,
+    parse,
+)
 
 JSON = Mapping[str, Any]
+
+ALLOW_DELETE_ANNOTATION = "networking.bgplb.io/allow-delete"
+"""Set to "true" on a singleton to delete it while Services still use it."""
+SINGLETON_KINDS = ("BGPLoadBalancer", "NetworkGatewayGroup")
 
 
 @dataclass(frozen=True)
@@ -207,9 +218,34 @@ def review_service(svc: JSON, ctx: Context) -> Decision:
 # --- AdmissionReview ------------------------------------------------------------------
 
 
+def review_delete(old: JSON, ctx: Context) -> Decision:
+    """Deleting a singleton that Services use is refused: its ownerReferences would
+    let the garbage collector delete every BGPSession and route, withdrawing every
+    VIP at once. Anything else may go."""
+    meta = old.get("metadata") or {}
+    if old.get("kind") not in SINGLETON_KINDS or meta.get("name") != SINGLETON_NAME:
+        return Decision(True)
+    if (meta.get("annotations") or {}).get(ALLOW_DELETE_ANNOTATION) == "true":
+        return Decision(True)
+    users = sorted(
+        f"{m.get('namespace')}/{m.get('name')}"
+        for svc in ctx.services
+        if is_ours(svc) and _vip_of(svc) and (m := svc.get("metadata") or {})
+    )
+    if not users:
+        return Decision(True)
+    shown = ", ".join(users[:3]) + (f" and {len(users) - 3} more" if len(users) > 3 else "")
+    reason = (
+        f"{len(users)} Service(s) have their VIP from it ({shown}); deleting it would "
+        "withdraw every VIP. Delete those Services first, or set the annotation "
+        f"{ALLOW_DELETE_ANNOTATION}=true to delete it anyway"
+    )
+    return Decision(False, [FieldError("metadata.name", reason)])
+
+
 def review(request: JSON, ctx: Context, *, mutate: bool) -> Decision:
     if request.get("operation") == "DELETE":
-        return Decision(True)
+        return Decision(True) if mutate else review_delete(request.get("oldObject") or {}, ctx)
     obj = request.get("object") or {}
     if obj.get("kind") == "Service" and obj.get("apiVersion") == "v1":
         return Decision(True) if mutate else review_service(obj, ctx)
