@@ -6,6 +6,7 @@ import json
 import os
 from collections.abc import Iterator
 from ipaddress import IPv4Address
+from pathlib import Path
 
 import pytest
 
@@ -101,3 +102,26 @@ def test_a_moved_ip_moves_the_neighbours_arp_entry(seg: Segment, raw_sockets: bo
     finally:
         on_n1.close()
         on_n2.close()
+
+
+def test_node_addresses_carry_only_what_placement_needs(seg: Segment, tmp_path: Path) -> None:
+    """kube-proxy's IPVS mode puts every Service's /32 on kube-ipvs0: thousands of
+    addresses. The Lease carries only subnets (a /32 places nothing), so its
+    annotation stays small however many Services there are."""
+    n1 = seg.hosts["n1"]
+    # No dummy module here: a veth stands in for the dummy interface kube-proxy makes.
+    n1.exec("ip", "link", "add", "kube-ipvs0", "type", "veth", "peer", "name", "ipvs-peer")
+    batch = tmp_path / "ipvs.batch"
+    batch.write_text(
+        "".join(f"addr add 10.96.{i // 250}.{i % 250 + 1}/32 dev kube-ipvs0\n" for i in range(5000))
+    )
+    n1.exec("ip", "-batch", str(batch), timeout=120)
+    n1.exec("ip", "addr", "add", "198.51.100.5/26", "dev", "kube-ipvs0")  # a second subnet
+    ips = FloatingIPs(n1.netns)
+    try:
+        ips.sync([IPv4Address("192.0.2.100")])
+        published = [a.with_prefixlen for a in ips.node_addresses()]
+        assert published == ["192.0.2.11/24", "198.51.100.5/26"]
+        assert len(",".join(published)) < 1024
+    finally:
+        ips.close()

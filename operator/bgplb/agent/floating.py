@@ -17,7 +17,7 @@ import struct
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv4Interface
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from typing import Any
 
 from pyroute2 import IPRoute
@@ -26,6 +26,8 @@ from pyroute2 import netns as pyroute2_netns
 log = logging.getLogger(__name__)
 
 LABEL_SUFFIX = ":bgplb"
+MAX_PUBLISHED = 64
+"""Subnets a Lease carries at most (about 1.3 kB of annotation)."""
 ETH_P_ARP = 0x0806
 
 
@@ -93,12 +95,22 @@ class FloatingIPs:
         }
 
     def node_addresses(self) -> list[IPv4Interface]:
-        """The node's own addresses with prefix lengths, floating IPs left out."""
-        return [
-            iface
-            for _, iface, label in self._addresses()
-            if not label.endswith(LABEL_SUFFIX) and not iface.ip.is_loopback
-        ]
+        """What placement needs of the node's addresses: one per subnet, at most
+        MAX_PUBLISHED. A /32 (a floating IP, each Service VIP kube-proxy's IPVS mode
+        puts on kube-ipvs0, a per-Pod route) names no subnet a floating IP could
+        join, and thousands of them would overflow the Lease's annotation."""
+        found: dict[IPv4Network, IPv4Interface] = {}
+        for _, iface, label in self._addresses():
+            if label.endswith(LABEL_SUFFIX) or iface.ip.is_loopback:
+                continue
+            if iface.network.prefixlen < 32:
+                found.setdefault(iface.network, iface)
+        if len(found) > MAX_PUBLISHED:
+            log.warning(
+                "more subnets than a Lease carries; publishing the first",
+                extra={"subnets": len(found), "published": MAX_PUBLISHED},
+            )
+        return list(found.values())[:MAX_PUBLISHED]
 
     def _home(self, ip: IPv4Address) -> tuple[int | None, str]:
         homes = [
