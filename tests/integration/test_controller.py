@@ -365,3 +365,55 @@ def test_a_second_replica_waits_then_takes_over(env: Env) -> None:
         second.terminate()
         second.wait(20)
         env.start_controller()
+
+
+def test_removing_a_field_removes_it_downstream(env: Env) -> None:
+    """Writes that can remove: a floating IP taken out of the NetworkGatewayGroup
+    leaves its status, and gracefulRestart / passwordSecretRef taken out of a
+    BGPPeer leave its BGPSessions (a merge patch of a dump that omits them could not)."""
+    wait_for("floating IPs placed", lambda: len(_holders(env)) == 2, timeout=60)
+    extra = {
+        "gracefulRestart": {"restartTimeSeconds": 60},
+        "passwordSecretRef": {"name": "tor-a-md5"},
+    }
+    env.kube.kubectl(
+        "patch", "bgppeer", "tor-a", "-n", NS, "--type=merge", "-p", json.dumps({"spec": extra})
+    )
+
+    def tor_a_specs() -> list[dict[str, Any]]:
+        return [s["spec"] for n, s in _sessions(env).items() if n.startswith("tor-a-")]
+
+    wait_for(
+        "tor-a's sessions with graceful restart and a password",
+        lambda: (
+            tor_a_specs()
+            and all("gracefulRestart" in s and "passwordSecretRef" in s for s in tor_a_specs())
+        ),
+        timeout=30,
+    )
+    remove = [
+        {"op": "remove", "path": "/spec/gracefulRestart"},
+        {"op": "remove", "path": "/spec/passwordSecretRef"},
+    ]
+    env.kube.kubectl("patch", "bgppeer", "tor-a", "-n", NS, "--type=json", "-p", json.dumps(remove))
+    wait_for(
+        "tor-a's sessions without them",
+        lambda: (
+            tor_a_specs()
+            and not any("gracefulRestart" in s or "passwordSecretRef" in s for s in tor_a_specs())
+        ),
+        timeout=30,
+    )
+
+    env.kube.kubectl(
+        "patch", "ngg", "default", "-n", NS, "--type=merge",
+        "-p", json.dumps({"spec": {"floatingIPs": ["192.0.2.100"]}}),
+    )  # fmt: skip
+    try:
+        wait_for("192.0.2.101 gone from the status", lambda: list(_holders(env)) == ["192.0.2.100"])
+    finally:
+        env.kube.kubectl(
+            "patch", "ngg", "default", "-n", NS, "--type=merge",
+            "-p", json.dumps({"spec": {"floatingIPs": ["192.0.2.100", "192.0.2.101"]}}),
+        )  # fmt: skip
+    wait_for("both placed again", lambda: len(_holders(env)) == 2, timeout=30)

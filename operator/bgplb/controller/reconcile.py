@@ -47,6 +47,21 @@ def condition(
     )
 
 
+JSON_PATCH = "application/json-patch+json"
+
+
+def replacing(path: str, value: Any) -> list[dict[str, Any]]:
+    """A JSON patch that stores `value` whole at `path`. A merge patch would keep
+    every key the new value leaves out (a removed floating IP, a removed
+    gracefulRestart), since a dump omits empty fields instead of nulling them."""
+    return [{"op": "add", "path": path, "value": value}]
+
+
+def _pointer(key: str) -> str:
+    """`key` as one JSON-pointer segment (label keys hold '/')."""
+    return key.replace("~", "~0").replace("/", "~1")
+
+
 @dataclass
 class Reconciler:
     state: ClusterState
@@ -121,13 +136,17 @@ class Reconciler:
                 self._call(api.create_namespaced_custom_object, GROUP, VERSION, ns, plural, obj)
             )
         for obj in writes.update:
-            patch = {"metadata": {"labels": obj["metadata"].get("labels", {})}, "spec": obj["spec"]}
+            patch = replacing("/spec", obj["spec"]) + [
+                {"op": "add", "path": f"/metadata/labels/{_pointer(k)}", "value": v}
+                for k, v in obj["metadata"].get("labels", {}).items()
+            ]
             name = obj["metadata"]["name"]
             calls.append(
                 self._call(
-                    api.patch_namespaced_custom_object, GROUP, VERSION, ns, plural, name, patch
+                    api.patch_namespaced_custom_object, GROUP, VERSION, ns, plural, name, patch,
+                    _content_type=JSON_PATCH,
                 )
-            )
+            )  # fmt: skip
         for name in writes.delete:
             calls.append(
                 self._call(api.delete_namespaced_custom_object, GROUP, VERSION, ns, plural, name)
@@ -173,7 +192,7 @@ class Reconciler:
         await self._call(self.core.create_namespaced_event, meta["namespace"], body)
 
     async def _status(self, plural: str, name: str, status: Any) -> None:
-        body = {"status": status.model_dump(mode="json", by_alias=True)}
+        body = replacing("/status", status.model_dump(mode="json", by_alias=True))
         await self._call(
             self.custom.patch_namespaced_custom_object_status,
             GROUP,
@@ -182,6 +201,7 @@ class Reconciler:
             plural,
             name,
             body,
+            _content_type=JSON_PATCH,
         )
 
     async def _apply(self, desired: DesiredState, problems: list[str]) -> int:
