@@ -417,3 +417,32 @@ def test_removing_a_field_removes_it_downstream(env: Env) -> None:
             "-p", json.dumps({"spec": {"floatingIPs": ["192.0.2.100", "192.0.2.101"]}}),
         )  # fmt: skip
     wait_for("both placed again", lambda: len(_holders(env)) == 2, timeout=30)
+
+
+def test_the_lease_of_a_deleted_node_is_pruned(env: Env) -> None:
+    """A node removed from the cluster leaves its Lease behind; the controller deletes
+    it once silent for 10 lease periods (30 s at least). Live nodes' Leases stay."""
+    env.kube.kubectl(
+        "apply", "-f", "-",
+        stdin=json.dumps({
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {"name": "bgplb-node-gone", "namespace": NS},
+            "spec": {
+                "holderIdentity": "gone",
+                "leaseDurationSeconds": 3,
+                "renewTime": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            },
+        }),
+    )  # fmt: skip
+    created = time.monotonic()
+
+    def leases() -> set[str]:
+        items = env.get("leases", "-n", NS)["items"]
+        return {
+            i["metadata"]["name"] for i in items if i["metadata"]["name"].startswith("bgplb-node-")
+        }
+
+    wait_for("the orphan Lease deleted", lambda: "bgplb-node-gone" not in leases(), timeout=60)
+    assert time.monotonic() - created >= 25  # not before it had been silent a while
+    assert {f"bgplb-node-{n}" for n in NODES} <= leases()

@@ -29,6 +29,7 @@ import kopf
 from bgplb.agent.lease import LEASE_PREFIX
 from bgplb.api import GROUP, VERSION
 from bgplb.controller import metrics
+from bgplb.controller.prune import orphan_leases
 from bgplb.controller.reconcile import WRITES_IN_FLIGHT, Reconciler
 from bgplb.controller.snapshot import ClusterState, lease_live
 from bgplb.logs import setup_logging
@@ -190,7 +191,9 @@ class Controller:
                 continue
             if self.frozen_live is not None or self.holding_off():
                 continue  # writes would fail, or judge nodes on what it could not see
-            if not self.trigger.is_set() and live == self._live:
+            # A Lease going orphan is, like expiry, the absence of events.
+            orphans = orphan_leases(self.state, time.monotonic(), self.lease_expiry)
+            if not self.trigger.is_set() and live == self._live and not orphans:
                 continue
             await asyncio.sleep(self.debounce)
             self.trigger.clear()
@@ -324,7 +327,11 @@ async def _startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         ThreadPoolExecutor(max_workers=WRITES_IN_FLIGHT + 4, thread_name_prefix="api")
     )
     c.reconciler = Reconciler(
-        c.state, client.CustomObjectsApi(), client.CoreV1Api(), lease_expiry=c.lease_expiry
+        c.state,
+        client.CustomObjectsApi(),
+        client.CoreV1Api(),
+        lease_expiry=c.lease_expiry,
+        coordination=client.CoordinationV1Api(),
     )
     loop = asyncio.get_running_loop()
     threading.Thread(target=_elect, args=(c, loop), daemon=True, name="leader").start()

@@ -20,6 +20,7 @@ from bgplb.api.common import Condition
 from bgplb.api.networkgatewaygroup import NetworkGatewayGroupStatus
 from bgplb.controller import metrics
 from bgplb.controller.diff import Writes, diff_objects, status_differs
+from bgplb.controller.prune import orphan_leases
 from bgplb.controller.snapshot import ClusterState, snapshot_from
 from bgplb.core.objects import gateway_status, route_objects, session_objects
 from bgplb.core.plan import DesiredState, plan, with_decisions
@@ -70,6 +71,8 @@ class Reconciler:
     core: Any
     """kubernetes.client.CoreV1Api"""
     lease_expiry: float = 3.0
+    coordination: Any = None
+    """kubernetes.client.CoordinationV1Api (None: Leases are never pruned)"""
     previous: DesiredState | None = None
     announced: dict[str, str] = field(default_factory=dict)
 
@@ -221,8 +224,18 @@ class Reconciler:
         writes += await self._peer_statuses(desired)
         writes += await self._load_balancer_status(desired, problems)
         writes += await self._service_statuses(desired)
+        writes += await self._prune_leases()
         metrics.WRITES.inc(writes)
         return writes
+
+    async def _prune_leases(self) -> int:
+        if self.coordination is None:
+            return 0
+        orphans = orphan_leases(self.state, time.monotonic(), self.lease_expiry)
+        for name in orphans:
+            log.info("deleting the Lease of a deleted Node", extra={"lease": name})
+            await self._call(self.coordination.delete_namespaced_lease, name, self.namespace)
+        return len(orphans)
 
     async def _gateway_status(self, desired: DesiredState) -> int:
         raw = self.state.gateways.get("default")
