@@ -3,6 +3,7 @@ session status through the API, the node Lease, and self-fencing when the API go
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -230,3 +231,55 @@ def test_agent_serves_health_and_metrics(env: Env) -> None:
     assert 'bgplb_agent_sessions{state="Established"} 1.0' in body
     assert "bgplb_agent_paths_advertised 1.0" in body
     assert 'bgplb_agent_floating_ip_changes_total{op="add"}' in body
+
+
+def test_a_bad_password_secret_fails_only_its_own_session(env: Env) -> None:
+    """A session whose password Secret is missing, then holds bytes that are not
+    UTF-8, reports that in its own status; everything else is still applied (here a
+    new route reaches FRR over the other session) and the agent keeps running."""
+    wait_for("Established on FRR", lambda: "192.0.2.100" in env.frr.established(), timeout=60)
+    broken = json.loads(json.dumps(SESSION))
+    broken["metadata"]["name"] = "tor2-n1"
+    broken["spec"] |= {"peerIP": "192.0.2.9", "passwordSecretRef": {"name": "tor2-md5"}}
+    route = json.loads(json.dumps(ROUTE))
+    route["metadata"]["name"] = "default-default-web2"
+    route["spec"] |= {
+        "prefix": "203.0.113.11/32",
+        "service": {"namespace": "default", "name": "web2"},
+    }
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "tor2-md5", "namespace": NS},
+        "data": {"password": base64.b64encode(b"\xff\xfe not text").decode()},
+    }
+
+    def last_error() -> str:
+        out = env.api.kubectl("get", "bgpsession", "tor2-n1", "-o", "json", check=False)
+        return str(json.loads(out or "{}").get("status", {}).get("lastError", ""))
+
+    try:
+        env.api.kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all([broken, route]))
+        wait_for(
+            "the new route on FRR despite the missing Secret",
+            lambda: env.frr.next_hops("203.0.113.11/32") == {"192.0.2.11"},
+            timeout=30,
+        )
+        wait_for("the session names its Secret", lambda: "tor2-md5" in last_error(), timeout=30)
+        env.api.kubectl("apply", "-f", "-", stdin=json.dumps(secret))
+        env.api.kubectl("delete", "bgpadvertisedroute", "default-default-web2", "-n", NS)
+        wait_for(
+            "the route withdrawn despite the undecodable Secret",
+            lambda: not env.frr.next_hops("203.0.113.11/32"),
+            timeout=30,
+        )
+        assert "tor2-md5" in last_error()
+        assert env.agent.poll() is None
+        assert "192.0.2.100" in env.frr.established()
+    finally:
+        for kind, name in (
+            ("bgpsession", "tor2-n1"),
+            ("bgpadvertisedroute", "default-default-web2"),
+            ("secret", "tor2-md5"),
+        ):
+            env.api.kubectl("delete", kind, name, "-n", NS, "--ignore-not-found")

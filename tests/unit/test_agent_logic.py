@@ -172,3 +172,40 @@ def test_fake_speaker_counts_changes_and_is_idempotent() -> None:
         return first, again, event.state
 
     assert asyncio.run(scenario()) == (1 + 1 + 2, 0, "Established")
+
+
+def test_one_unreadable_object_leaves_the_others_applied() -> None:
+    import base64
+
+    from bgplb.agent.source import inputs_from
+
+    good = {
+        "kind": "BGPSession",
+        "metadata": {"name": "ok-n1"},
+        "spec": {
+            "localASN": 65001,
+            "localIP": "192.0.2.100",
+            "nodeName": "n1",
+            "peerASN": 65000,
+            "peerIP": "192.0.2.1",
+        },
+    }
+    bad = {"kind": "BGPSession", "metadata": {"name": "bad-n1"}, "spec": {"peerIP": "nope"}}
+    route = {
+        "kind": "BGPAdvertisedRoute",
+        "metadata": {"name": "r"},
+        "spec": {"prefix": "203.0.113.10/32", "nextHops": ["192.0.2.11"]},
+    }
+    secret = {
+        "kind": "Secret",
+        "metadata": {"name": "md5"},
+        "data": {
+            "password": base64.b64encode(b"\xff\xfe").decode(),
+            "other": base64.b64encode(b"text").decode(),
+            "garbage": "%%% not base64",
+        },
+    }
+    inputs = inputs_from([bad, good, route, secret, {"kind": "BGPAdvertisedRoute"}])
+    assert list(inputs.sessions) == ["ok-n1"]
+    assert [str(r.prefix) for r in inputs.routes] == ["203.0.113.10/32"]
+    assert inputs.passwords == {("md5", "other"): "text"}

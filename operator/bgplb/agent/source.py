@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import yaml
+from pydantic import ValidationError
 
 from bgplb.agent.desired import SecretKey
 from bgplb.api import (
@@ -47,7 +48,17 @@ class Source(Protocol):
 
 
 def _secret_values(obj: Mapping[str, Any]) -> dict[str, str]:
-    values = {k: base64.b64decode(v).decode() for k, v in (obj.get("data") or {}).items()}
+    """The Secret's keys that hold text; a key that does not (not base64, not UTF-8)
+    is left out, so only the sessions using it go without a password."""
+    values: dict[str, str] = {}
+    for key, encoded in (obj.get("data") or {}).items():
+        try:
+            values[key] = base64.b64decode(encoded, validate=True).decode()
+        except (ValueError, TypeError):
+            log.warning(
+                "password Secret key is not UTF-8 text; its sessions stay down",
+                extra={"secret": obj.get("metadata", {}).get("name"), "key": key},
+            )
     values.update(obj.get("stringData") or {})
     return values
 
@@ -59,19 +70,38 @@ def inputs_from(objects: list[Mapping[str, Any]]) -> Inputs:
     floating: dict[IPv4Address, str] = {}
     passwords: dict[SecretKey, str] = {}
     for obj in objects:
-        kind = obj.get("kind")
-        if kind == "BGPSession":
-            session = BGPSession.model_validate(obj)
-            sessions[session.metadata.name] = session.spec
-        elif kind == "BGPAdvertisedRoute":
-            routes.append(BGPAdvertisedRoute.model_validate(obj).spec)
-        elif kind == "NetworkGatewayGroup":
-            ngg = NetworkGatewayGroup.model_validate(obj)
-            floating = {IPv4Address(ip): node for ip, node in ngg.status.floating_ips.items()}
-        elif kind == "Secret":
-            name = obj["metadata"]["name"]
-            passwords.update({(name, k): v for k, v in _secret_values(obj).items()})
+        try:
+            _add(obj, sessions, routes, floating, passwords)
+        except (ValidationError, KeyError, ValueError) as e:
+            # One object we cannot read is left out; every other one still applies.
+            log.warning(
+                "ignoring an object that does not parse",
+                extra={"kind": obj.get("kind"), "object": obj.get("metadata", {}).get("name"),
+                       "error": str(e)[:500]},
+            )  # fmt: skip
     return Inputs(sessions, tuple(routes), floating, passwords)
+
+
+def _add(
+    obj: Mapping[str, Any],
+    sessions: dict[str, BGPSessionSpec],
+    routes: list[BGPAdvertisedRouteSpec],
+    floating: dict[IPv4Address, str],
+    passwords: dict[SecretKey, str],
+) -> None:
+    kind = obj.get("kind")
+    if kind == "BGPSession":
+        session = BGPSession.model_validate(obj)
+        sessions[session.metadata.name] = session.spec
+    elif kind == "BGPAdvertisedRoute":
+        routes.append(BGPAdvertisedRoute.model_validate(obj).spec)
+    elif kind == "NetworkGatewayGroup":
+        ngg = NetworkGatewayGroup.model_validate(obj)
+        floating.clear()
+        floating.update({IPv4Address(ip): node for ip, node in ngg.status.floating_ips.items()})
+    elif kind == "Secret":
+        name = obj["metadata"]["name"]
+        passwords.update({(name, k): v for k, v in _secret_values(obj).items()})
 
 
 @dataclass
@@ -134,8 +164,19 @@ class KubeSource:
             for s in objects
             if s.get("kind") == "BGPSession" and s["spec"].get("passwordSecretRef")
         }
+        from kubernetes.client.exceptions import ApiException
+
         for name in sorted(refs):
-            secret = self.core.read_namespaced_secret(name, self.namespace, _request_timeout=5)
+            try:
+                secret = self.core.read_namespaced_secret(name, self.namespace, _request_timeout=5)
+            except ApiException as e:
+                if e.status not in (403, 404):
+                    raise  # the API itself failing: keep the last known state
+                # Missing or forbidden: only the sessions using it fail (no password).
+                log.warning(
+                    "cannot read a password Secret", extra={"secret": name, "status": e.status}
+                )
+                continue
             objects.append({"kind": "Secret", "metadata": {"name": name}, "data": secret.data})
         return inputs_from(objects)
 
