@@ -446,3 +446,42 @@ def test_the_lease_of_a_deleted_node_is_pruned(env: Env) -> None:
     wait_for("the orphan Lease deleted", lambda: "bgplb-node-gone" not in leases(), timeout=60)
     assert time.monotonic() - created >= 25  # not before it had been silent a while
     assert {f"bgplb-node-{n}" for n in NODES} <= leases()
+
+
+def test_most_leases_stale_at_once_freezes_placement(env: Env) -> None:
+    """Two of three nodes' Leases stop together while the API server answers: an
+    infrastructure fault, not two deaths. Nothing moves, no next hop goes; the
+    BGPLoadBalancer says so; when the Leases come back, liveness follows them again."""
+    holders = wait_for("floating IPs placed", lambda: len(_holders(env)) == 2 and _holders(env))
+
+    env.kube.kubectl("apply", "-f", "-", stdin=json.dumps(service("steady")))
+
+    def hops() -> list[str]:
+        route = env.get("bgpadvertisedroute", "default-default-steady", "-n", NS)
+        return list(route["spec"]["nextHops"])
+
+    wait_for("three next hops", lambda: len(hops()) == 3, timeout=30)
+
+    def frozen() -> str:
+        status = env.get("bgploadbalancer", "default", "-n", NS).get("status", {})
+        found = [c for c in status.get("conditions", []) if c["type"] == "NodeLivenessFrozen"]
+        return found[0]["status"] if found else ""
+
+    stale = {"n2", "n3"}
+    env.agents.alive -= stale
+    try:
+        wait_for("the freeze reported", lambda: frozen() == "True", timeout=15)
+        deadline = time.monotonic() + 8  # well past the 3 s Lease expiry
+        while time.monotonic() < deadline:
+            assert _holders(env) == holders
+            assert len(hops()) == 3
+            time.sleep(0.5)
+        events = env.kube.kubectl(
+            "get", "events", "-n", NS, "--field-selector", "reason=NodeLivenessFrozen"
+        )
+        assert "BGPLoadBalancer" in events or "NodeLivenessFrozen" in events
+    finally:
+        env.agents.alive |= stale
+    wait_for("the freeze released", lambda: frozen() == "False", timeout=15)
+    assert _holders(env) == holders
+    env.kube.kubectl("delete", "service", "steady", "-n", "default")

@@ -18,3 +18,7 @@ LEADER = Gauge("bgplb_leader", "1 while this replica is the active controller.")
 API_CONTACT = Gauge(
     "bgplb_api_contact", "1 while the controller reaches the API server (node liveness runs)."
 )
+LIVENESS_FROZEN = Gauge(
+    "bgplb_node_liveness_frozen",
+    "1 while more than half the nodes' Leases went stale at once and liveness is held.",
+)

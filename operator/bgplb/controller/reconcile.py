@@ -20,8 +20,9 @@ from bgplb.api.common import Condition
 from bgplb.api.networkgatewaygroup import NetworkGatewayGroupStatus
 from bgplb.controller import metrics
 from bgplb.controller.diff import Writes, diff_objects, status_differs
+from bgplb.controller.disruption import Liveness, guard
 from bgplb.controller.prune import orphan_leases
-from bgplb.controller.snapshot import ClusterState, snapshot_from
+from bgplb.controller.snapshot import ClusterState, observed_live, snapshot_from
 from bgplb.core.objects import gateway_status, route_objects, session_objects
 from bgplb.core.plan import DesiredState, plan, with_decisions
 
@@ -51,6 +52,16 @@ def condition(
 JSON_PATCH = "application/json-patch+json"
 
 
+def _frozen_message(liveness: Liveness) -> str:
+    stale = sorted(liveness.stale)
+    shown = ", ".join(stale[:5]) + (f" and {len(stale) - 5} more" if len(stale) > 5 else "")
+    return (
+        f"{len(stale)} of {len(liveness.live)} nodes' Leases went stale at once ({shown}) "
+        "while the API server answers: taken for an infrastructure fault, so floating IPs "
+        "and next hops stay as they are until enough Leases are fresh again"
+    )
+
+
 def replacing(path: str, value: Any) -> list[dict[str, Any]]:
     """A JSON patch that stores `value` whole at `path`. A merge patch would keep
     every key the new value leaves out (a removed floating IP, a removed
@@ -72,6 +83,9 @@ class Reconciler:
     """kubernetes.client.CoreV1Api"""
     lease_expiry: float = 3.0
     coordination: Any = None
+    accepted_live: frozenset[str] | None = None
+    """The node liveness the last plan used (the disruption guard's reference)."""
+    liveness: Liveness = field(default_factory=lambda: Liveness(frozenset(), False))
     """kubernetes.client.CoordinationV1Api (None: Leases are never pruned)"""
     previous: DesiredState | None = None
     announced: dict[str, str] = field(default_factory=dict)
@@ -82,13 +96,17 @@ class Reconciler:
 
     async def run_once(self) -> int:
         started = time.perf_counter()
-        snapshot, problems = snapshot_from(self.state, time.monotonic(), self.lease_expiry)
+        now = time.monotonic()
+        liveness = guard(self.accepted_live, observed_live(self.state, now, self.lease_expiry))
+        await self._note_liveness(liveness)
+        snapshot, problems = snapshot_from(self.state, now, self.lease_expiry, liveness.live)
         if self.previous is not None:
             # Decisions not yet seen back through the watches still count as current.
             snapshot = with_decisions(snapshot, self.previous)
         desired = plan(snapshot)
         writes = await self._apply(desired, problems)
         self.previous = desired
+        self.accepted_live = liveness.live
         metrics.RECONCILE_SECONDS.observe(time.perf_counter() - started)
         metrics.ROUTES.set(len(desired.routes))
         if writes:
@@ -228,6 +246,25 @@ class Reconciler:
         metrics.WRITES.inc(writes)
         return writes
 
+    async def _note_liveness(self, liveness: Liveness) -> None:
+        """Metric and Event when the guard freezes or releases node liveness."""
+        was, self.liveness = self.liveness, liveness
+        metrics.LIVENESS_FROZEN.set(int(liveness.frozen))
+        if liveness.frozen == was.frozen:
+            return
+        raw = self.state.load_balancers.get("default")
+        if liveness.frozen:
+            message = _frozen_message(liveness)
+            log.warning("node liveness frozen", extra={"stale": sorted(liveness.stale)})
+            if raw is not None:
+                await self.post_event(raw, "Warning", "NodeLivenessFrozen", message)
+        else:
+            log.info("node liveness released: enough Leases are fresh again")
+            if raw is not None:
+                await self.post_event(
+                    raw, "Normal", "NodeLivenessReleased", "enough node Leases are fresh again"
+                )
+
     async def _prune_leases(self) -> int:
         if self.coordination is None:
             return 0
@@ -340,7 +377,17 @@ class Reconciler:
                     reason="Planned" if not issues else "ConfigurationProblem",
                     message="; ".join(issues) or "configuration planned",
                     generation=generation,
-                )
+                ),
+                condition(
+                    previous.conditions,
+                    "NodeLivenessFrozen",
+                    ok=self.liveness.frozen,
+                    reason="MassLeaseStaleness" if self.liveness.frozen else "LeasesFresh",
+                    message=_frozen_message(self.liveness)
+                    if self.liveness.frozen
+                    else "node liveness follows the agents' Leases",
+                    generation=generation,
+                ),
             ],
         )
         if status_differs(BGPLoadBalancerStatus, raw.get("status"), status):

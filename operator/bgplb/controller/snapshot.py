@@ -141,10 +141,23 @@ def lease_live(state: ClusterState, name: str, now: float, floor: float) -> bool
     return seen is not None and now - seen < lease_period(state.leases.get(name), floor)
 
 
+def observed_live(state: ClusterState, now: float, lease_expiry: float) -> frozenset[str]:
+    """The nodes whose Leases are fresh."""
+    return frozenset(
+        name for name in state.nodes if lease_live(state, LEASE_PREFIX + name, now, lease_expiry)
+    )
+
+
 def snapshot_from(
-    state: ClusterState, now: float, lease_expiry: float
+    state: ClusterState,
+    now: float,
+    lease_expiry: float,
+    live: frozenset[str] | None = None,
 ) -> tuple[Snapshot, list[str]]:
-    """The snapshot, and problems with objects that could not be read."""
+    """The snapshot, and problems with objects that could not be read. `live`: the
+    nodes to take for live (the disruption guard's verdict); None: fresh Leases."""
+    if live is None:
+        live = observed_live(state, now, lease_expiry)
     problems: list[str] = []
     lb = _parse(BGPLoadBalancer, state.load_balancers.get("default"), problems)
     ngg = _parse(NetworkGatewayGroup, state.gateways.get("default"), problems)
@@ -156,8 +169,7 @@ def snapshot_from(
     nodes = []
     for name, raw in sorted(state.nodes.items()):
         lease_name = LEASE_PREFIX + name
-        live = lease_live(state, lease_name, now, lease_expiry)
-        node = node_from(raw, state.leases.get(lease_name), live)
+        node = node_from(raw, state.leases.get(lease_name), name in live)
         if node is not None:
             nodes.append(node)
     ready = endpoint_nodes(state.endpoint_slices.values())
