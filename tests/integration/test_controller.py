@@ -485,3 +485,53 @@ def test_most_leases_stale_at_once_freezes_placement(env: Env) -> None:
     wait_for("the freeze released", lambda: frozen() == "False", timeout=15)
     assert _holders(env) == holders
     env.kube.kubectl("delete", "service", "steady", "-n", "default")
+
+
+def test_a_default_that_does_not_parse_keeps_the_last_good_plan(env: Env) -> None:
+    """A pool `10.0.0.1/24` passes the CRD's pattern but not the model (host bits set):
+    the controller must not plan without a BGPLoadBalancer (that withdraws every
+    VIP). Sessions and routes stay; the condition and an Event say why."""
+    env.kube.kubectl("apply", "-f", "-", stdin=json.dumps(service("kept")))
+    route = "default-default-kept"
+    wait_for(
+        "the Service's VIP (a plan made)",
+        lambda: env.get("service", "kept", "-n", "default")["status"]["loadBalancer"]["ingress"],
+        timeout=30,
+    )
+    wait_for("the route", lambda: env.get("bgpadvertisedroute", route, "-n", NS), timeout=30)
+    sessions_before = sorted(_sessions(env))
+    pools = env.get("bgploadbalancer", "default", "-n", NS)["spec"]["addressPools"]
+    bad = [*pools, {"name": "bad", "addresses": ["10.0.0.1/24"]}]
+
+    def ready() -> dict[str, Any]:
+        status = env.get("bgploadbalancer", "default", "-n", NS).get("status", {})
+        return next((c for c in status.get("conditions", []) if c["type"] == "Ready"), {})
+
+    env.kube.kubectl(
+        "patch", "bgploadbalancer", "default", "-n", NS, "--type=merge",
+        "-p", json.dumps({"spec": {"addressPools": bad}}),
+    )  # fmt: skip
+    try:
+        wait_for(
+            "the reason in the condition",
+            lambda: "last good plan" in ready().get("message", ""),
+            timeout=15,
+        )
+        assert ready()["status"] == "False"
+        assert "10.0.0.1/24" in ready()["message"]
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            assert sorted(_sessions(env)) == sessions_before
+            assert env.get("bgpadvertisedroute", route, "-n", NS)["spec"]["nextHops"]
+            time.sleep(0.5)
+        events = env.kube.kubectl(
+            "get", "events", "-n", NS, "--field-selector", "reason=InvalidConfiguration"
+        )
+        assert "last good plan" in events
+    finally:
+        env.kube.kubectl(
+            "patch", "bgploadbalancer", "default", "-n", NS, "--type=merge",
+            "-p", json.dumps({"spec": {"addressPools": pools}}),
+        )  # fmt: skip
+    wait_for("Ready again", lambda: ready().get("status") == "True", timeout=15)
+    env.kube.kubectl("delete", "service", "kept", "-n", "default")

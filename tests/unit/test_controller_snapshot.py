@@ -140,3 +140,27 @@ def test_a_stopping_agent_can_ask_for_a_longer_lease() -> None:
     assert lease_live(state, "bgplb-node-n1", 110.0, 3.0)
     assert not lease_live(state, "bgplb-node-n1", 115.0, 3.0)
     assert not lease_live(state, "bgplb-node-n2", 100.0, 3.0)
+
+
+def test_fields_from_a_newer_version_are_read_past() -> None:
+    """Stored objects with fields this version does not know still parse (a reader
+    that refused them would drop the singleton and plan without it); a user's
+    manifest with the same field is still refused as a typo."""
+    from bgplb.core.validate import parse
+    from bgplb_lab.manifests import gateway, load_balancer
+
+    lb = load_balancer(
+        addressPools=[{"name": "p", "addresses": ["203.0.113.1-203.0.113.4"], "future": 1}],
+        futureSpecField={"x": 1},
+    )
+    lb["status"] = {"futureStatus": True}
+    state = ClusterState("kube-system")
+    state.load_balancers = {"default": lb}
+    state.gateways = {"default": gateway("192.0.2.100") | {"status": {"futureCount": 2}}}
+    snapshot, problems = snapshot_from(state, now=0.0, lease_expiry=3.0)
+    assert problems == []
+    assert snapshot.load_balancer is not None
+    assert snapshot.gateway is not None
+    assert [p.name for p in snapshot.load_balancer.address_pools] == ["p"]
+    assert parse(lb, lenient=True)[1] == []
+    assert {e.field for e in parse(lb)[1]} >= {"spec.futureSpecField"}

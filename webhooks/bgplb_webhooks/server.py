@@ -48,7 +48,7 @@ class Reader:
         reply: Any = self.custom.list_namespaced_custom_object(
             GROUP, VERSION, self.namespace, plural, _request_timeout=3
         )
-        parsed = [parse(item)[0] for item in reply["items"]]
+        parsed = [parse(item, lenient=True)[0] for item in reply["items"]]
         return [p for p in parsed if p is not None]
 
     def _node_subnets(self) -> list[IPv4Network]:

@@ -27,6 +27,7 @@ from bgplb.api import (
     BGPSessionSpec,
     NetworkGatewayGroup,
 )
+from bgplb.api.common import read
 from bgplb.core.objects import NODE_LABEL
 
 log = logging.getLogger(__name__)
@@ -91,12 +92,12 @@ def _add(
 ) -> None:
     kind = obj.get("kind")
     if kind == "BGPSession":
-        session = BGPSession.model_validate(obj)
+        session = read(BGPSession, obj)
         sessions[session.metadata.name] = session.spec
     elif kind == "BGPAdvertisedRoute":
-        routes.append(BGPAdvertisedRoute.model_validate(obj).spec)
+        routes.append(read(BGPAdvertisedRoute, obj).spec)
     elif kind == "NetworkGatewayGroup":
-        ngg = NetworkGatewayGroup.model_validate(obj)
+        ngg = read(NetworkGatewayGroup, obj)
         floating.clear()
         floating.update({IPv4Address(ip): node for ip, node in ngg.status.floating_ips.items()})
     elif kind == "Secret":
@@ -268,8 +269,8 @@ def save_inputs(path: Path, inputs: Inputs) -> None:
 def load_inputs(path: Path) -> Inputs:
     data = json.loads(path.read_text())
     return Inputs(
-        sessions={k: BGPSessionSpec.model_validate(v) for k, v in data["sessions"].items()},
-        routes=tuple(BGPAdvertisedRouteSpec.model_validate(r) for r in data["routes"]),
+        sessions={k: read(BGPSessionSpec, v) for k, v in data["sessions"].items()},
+        routes=tuple(read(BGPAdvertisedRouteSpec, r) for r in data["routes"]),
         floating_ips={IPv4Address(k): v for k, v in data["floatingIPs"].items()},
         passwords={(name, key): value for name, key, value in data["passwords"]},
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -155,3 +155,13 @@ class Resource(ApiModel):
     )
     kind: str
     metadata: ObjectMeta = Field(default_factory=ObjectMeta)
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def read(cls: type[M], obj: Any) -> M:
+    """Parse what the API server stored. Fields this version does not know (written
+    by a newer one) are ignored: a reader that refused them would drop the whole
+    object. `bgplb validate` and the webhook still refuse them, as typos."""
+    return cls.model_validate(obj, extra="ignore")

@@ -12,6 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from bgplb.api.common import read
+
 JSON = dict[str, Any]
 
 
@@ -27,7 +29,7 @@ class Writes:
 
 def _same_spec(model: type[BaseModel], a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
     try:
-        return model.model_validate(a) == model.model_validate(b)
+        return read(model, a) == read(model, b)
     except ValidationError:
         return False
 
@@ -59,7 +61,7 @@ def status_differs(
     if not current:
         return True
     try:
-        parsed = model.model_validate(current)
+        parsed = read(model, current)
     except ValidationError:
         return True
     ignore = {"conditions"}

@@ -16,7 +16,7 @@ from kubernetes.client.exceptions import ApiException
 from bgplb.api import GROUP, VERSION, BGPAdvertisedRouteSpec, BGPSessionSpec
 from bgplb.api.bgploadbalancer import BGPLoadBalancerStatus
 from bgplb.api.bgppeer import BGPPeerStatus
-from bgplb.api.common import Condition
+from bgplb.api.common import Condition, read
 from bgplb.api.networkgatewaygroup import NetworkGatewayGroupStatus
 from bgplb.controller import metrics
 from bgplb.controller.diff import Writes, diff_objects, status_differs
@@ -83,10 +83,12 @@ class Reconciler:
     """kubernetes.client.CoreV1Api"""
     lease_expiry: float = 3.0
     coordination: Any = None
+    """kubernetes.client.CoordinationV1Api (None: Leases are never pruned)"""
     accepted_live: frozenset[str] | None = None
     """The node liveness the last plan used (the disruption guard's reference)."""
     liveness: Liveness = field(default_factory=lambda: Liveness(frozenset(), False))
-    """kubernetes.client.CoordinationV1Api (None: Leases are never pruned)"""
+    held_because: str = ""
+    """Why the last good plan is being kept (a singleton that does not parse)."""
     previous: DesiredState | None = None
     announced: dict[str, str] = field(default_factory=dict)
 
@@ -100,6 +102,21 @@ class Reconciler:
         liveness = guard(self.accepted_live, observed_live(self.state, now, self.lease_expiry))
         await self._note_liveness(liveness)
         snapshot, problems = snapshot_from(self.state, now, self.lease_expiry, liveness.live)
+        unreadable = [
+            kind
+            for kind, raw, parsed in (
+                (
+                    "BGPLoadBalancer",
+                    self.state.load_balancers.get("default"),
+                    snapshot.load_balancer,
+                ),
+                ("NetworkGatewayGroup", self.state.gateways.get("default"), snapshot.gateway),
+            )
+            if raw is not None and parsed is None
+        ]
+        if unreadable:
+            return await self._hold(unreadable, problems)
+        self.held_because = ""
         if self.previous is not None:
             # Decisions not yet seen back through the watches still count as current.
             snapshot = with_decisions(snapshot, self.previous)
@@ -246,6 +263,25 @@ class Reconciler:
         metrics.WRITES.inc(writes)
         return writes
 
+    async def _hold(self, unreadable: list[str], problems: list[str]) -> int:
+        """A singleton that does not parse plans nothing: planning without it would
+        withdraw every VIP. The last good plan stays in force (nothing is written
+        but the reason, in the BGPLoadBalancer's condition and an Event)."""
+        because = "; ".join(problems) or f"{', '.join(unreadable)} does not parse"
+        if because != self.held_because:
+            self.held_because = because
+            log.warning("configuration does not parse; keeping the last good plan",
+                        extra={"problems": because[:2000]})  # fmt: skip
+            raw = self.state.load_balancers.get("default")
+            if raw is not None:
+                await self.post_event(
+                    raw, "Warning", "InvalidConfiguration",
+                    f"keeping the last good plan: {because}"[:1000],
+                )  # fmt: skip
+        return await self._load_balancer_status(
+            self.previous, [f"keeping the last good plan: {because}"]
+        )
+
     async def _note_liveness(self, liveness: Liveness) -> None:
         """Metric and Event when the guard freezes or releases node liveness."""
         was, self.liveness = self.liveness, liveness
@@ -279,7 +315,7 @@ class Reconciler:
         if raw is None:
             return 0
         generation = raw["metadata"].get("generation", 0)
-        previous = NetworkGatewayGroupStatus.model_validate(raw.get("status") or {})
+        previous = read(NetworkGatewayGroupStatus, raw.get("status") or {})
         status = gateway_status(desired, generation)
         unplaced = status.unplaced
         status = status.model_copy(
@@ -333,7 +369,7 @@ class Reconciler:
             metrics.SESSIONS.labels(state).set(count)
         for name, raw in self.state.peers.items():
             generation = raw["metadata"].get("generation", 0)
-            previous = BGPPeerStatus.model_validate(raw.get("status") or {})
+            previous = read(BGPPeerStatus, raw.get("status") or {})
             wanted = raw.get("spec", {}).get("sessions", 1)
             shortfall = desired.session_shortfalls.get(name)
             up = established.get(name, 0)
@@ -359,16 +395,17 @@ class Reconciler:
                 writes += 1
         return writes
 
-    async def _load_balancer_status(self, desired: DesiredState, problems: list[str]) -> int:
+    async def _load_balancer_status(self, desired: DesiredState | None, problems: list[str]) -> int:
+        """`desired` None: no plan to report (the configuration does not parse yet)."""
         raw = self.state.load_balancers.get("default")
         if raw is None:
             return 0
         generation = raw["metadata"].get("generation", 0)
-        previous = BGPLoadBalancerStatus.model_validate(raw.get("status") or {})
-        issues = [*problems, *desired.problems]
+        previous = read(BGPLoadBalancerStatus, raw.get("status") or {})
+        issues = [*problems, *(desired.problems if desired else [])]
         status = BGPLoadBalancerStatus(
             observed_generation=generation,
-            allocated_vips=len(desired.vips),
+            allocated_vips=len(desired.vips) if desired else previous.allocated_vips,
             conditions=[
                 condition(
                     previous.conditions,

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from bgplb.agent.lease import ADDRESSES_ANNOTATION, LEASE_PREFIX
 from bgplb.api import BGPLoadBalancer, BGPPeer, NetworkGatewayGroup
+from bgplb.api.common import read
 from bgplb.core.snapshot import POOL_ANNOTATION, Node, Peer, Service, ServiceKey, Snapshot
 
 JSON = Mapping[str, Any]
@@ -121,7 +122,7 @@ def _parse(cls: type[Any], obj: JSON | None, problems: list[str]) -> Any:
     if obj is None:
         return None
     try:
-        return cls.model_validate(obj)
+        return read(cls, obj)
     except ValidationError as e:
         problems.append(f"{obj.get('kind')} {obj['metadata'].get('name')} is invalid: {e}")
         return None

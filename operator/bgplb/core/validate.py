@@ -23,6 +23,7 @@ from bgplb.api import (
     Resource,
 )
 from bgplb.api.bgploadbalancer import parse_pool_entry
+from bgplb.api.common import read
 
 SINGLETON_NAME = "default"
 
@@ -60,8 +61,12 @@ def error_reason(error: Mapping[str, Any]) -> str:
     return message.removeprefix("Value error, ")
 
 
-def parse(obj: Mapping[str, Any]) -> tuple[Resource | None, list[FieldError]]:
-    """A manifest (as a dict) → the typed object, or the errors that stop it."""
+def parse(
+    obj: Mapping[str, Any], *, lenient: bool = False
+) -> tuple[Resource | None, list[FieldError]]:
+    """A manifest (as a dict) → the typed object, or the errors that stop it.
+    `lenient`: reading what is stored (unknown fields ignored, `api.common.read`),
+    not judging what a user wrote (unknown fields are typos)."""
     kind = obj.get("kind")
     cls = BY_KIND.get(kind) if isinstance(kind, str) else None
     if cls is None:
@@ -69,7 +74,7 @@ def parse(obj: Mapping[str, Any]) -> tuple[Resource | None, list[FieldError]]:
             FieldError("kind", f"unknown kind {kind!r}; expected one of {sorted(BY_KIND)}")
         ]
     try:
-        return cls.model_validate(obj), []
+        return (read(cls, obj) if lenient else cls.model_validate(obj)), []
     except ValidationError as e:
         return None, [FieldError(field_path(err["loc"]), error_reason(err)) for err in e.errors()]
 
