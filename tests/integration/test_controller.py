@@ -55,7 +55,10 @@ class Agents:
                 body = {
                     "metadata": {
                         "name": f"bgplb-node-{node}",
-                        "annotations": {"networking.bgplb.io/addresses": f"{NODES[node]}/24"},
+                        "annotations": {
+                            "networking.bgplb.io/addresses": f"{NODES[node]}/24",
+                            "networking.bgplb.io/witness": f"{NODES[node]}:7473",
+                        },
                     },
                     "spec": {"holderIdentity": node, "leaseDurationSeconds": 3, "renewTime": now},
                 }
@@ -535,3 +538,14 @@ def test_a_default_that_does_not_parse_keeps_the_last_good_plan(env: Env) -> Non
         )  # fmt: skip
     wait_for("Ready again", lambda: ready().get("status") == "True", timeout=15)
     env.kube.kubectl("delete", "service", "kept", "-n", "default")
+
+
+def test_witness_addresses_are_published_once_for_every_agent(env: Env) -> None:
+    """Agents learn whom to ask during an API outage from the NetworkGatewayGroup
+    status the controller writes from their Leases, not by each LISTing every Lease."""
+
+    def witnesses() -> dict[str, str]:
+        return dict(env.get("ngg", "default", "-n", NS).get("status", {}).get("witnesses", {}))
+
+    expected = {n: f"{ip}:7473" for n, ip in NODES.items()}
+    wait_for("every agent's witness in the status", lambda: witnesses() == expected, timeout=30)

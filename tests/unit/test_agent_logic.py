@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from ipaddress import IPv4Address, IPv4Network
+from pathlib import Path
 
 from bgplb.agent.desired import ADD_PATH_SEND_MAX, node_desired
 from bgplb.agent.lease import FenceClock
@@ -209,3 +210,21 @@ def test_one_unreadable_object_leaves_the_others_applied() -> None:
     assert list(inputs.sessions) == ["ok-n1"]
     assert [str(r.prefix) for r in inputs.routes] == ["203.0.113.10/32"]
     assert inputs.passwords == {("md5", "other"): "text"}
+
+
+def test_witnesses_come_from_the_gateway_status_and_survive_a_restart(tmp_path: Path) -> None:
+    from bgplb.agent.source import inputs_from, load_inputs, save_inputs
+
+    ngg = {
+        "kind": "NetworkGatewayGroup",
+        "metadata": {"name": "default"},
+        "spec": {"floatingIPs": ["192.0.2.100"]},
+        "status": {
+            "floatingIPs": {"192.0.2.100": "n1"},
+            "witnesses": {"n1": "192.0.2.11:7473", "n2": "192.0.2.12:7473"},
+        },
+    }
+    inputs = inputs_from([ngg])
+    assert dict(inputs.witnesses) == {"n1": "192.0.2.11:7473", "n2": "192.0.2.12:7473"}
+    save_inputs(tmp_path / "state.json", inputs)
+    assert load_inputs(tmp_path / "state.json") == inputs

@@ -98,16 +98,3 @@ class LeaseKeeper:
                 raise
             body["spec"]["acquireTime"] = _micro_time(now)  # type: ignore[index]
             self.api.create_namespaced_lease(self.namespace, body, _request_timeout=self.timeout)
-
-    def witnesses(self) -> list[str]:
-        """The other agents' witness addresses, from their Leases."""
-        leases = self.api.list_namespaced_lease(self.namespace, _request_timeout=2).items
-        found = []
-        for lease in leases:
-            meta = lease.metadata
-            if not meta.name.startswith(LEASE_PREFIX) or meta.name == lease_name(self.node):
-                continue
-            address = (meta.annotations or {}).get(WITNESS_ANNOTATION)
-            if address:
-                found.append(address)
-        return sorted(found)

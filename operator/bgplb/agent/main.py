@@ -75,7 +75,6 @@ class Agent:
     fenced: bool | None = None
     """Whether this node must not hold floating IPs; None until the first Lease renewal
     or witness verdict (until then the interfaces are left as they are)."""
-    witnesses: list[str] = field(default_factory=list)
     kept_by_witnesses: bool = False
     contact_since: float | None = None
     failing_since: float | None = None
@@ -88,6 +87,12 @@ class Agent:
     reconciled_at: float = field(default_factory=time.monotonic)
     last_inputs: Inputs | None = None
     state_file: Path | None = None
+
+    def witnesses(self) -> list[str]:
+        """The other agents' witness addresses, as the controller last published them
+        (no LIST of every Lease: they change only when nodes come or go)."""
+        known = self.last_inputs.witnesses if self.last_inputs else {}
+        return sorted(address for node, address in known.items() if node != self.node)
 
     def healthy(self) -> bool:
         return time.monotonic() - self.reconciled_at < 6 * self.resync_seconds
@@ -274,7 +279,6 @@ class Agent:
     async def lease_loop(self) -> None:
         assert self.lease is not None
         assert self.clock is not None
-        rounds = 0
         while True:
             started = time.monotonic()
             try:
@@ -292,22 +296,20 @@ class Agent:
                 if self.fenced is not False:
                     self.fenced = False
                     self.wake.set()
-                if rounds % 10 == 0:  # witnesses change rarely; a LIST every 10 s suffices
-                    self.witnesses = await asyncio.to_thread(self.lease.witnesses)
             except Exception as e:
                 self.contact_since = None
                 if self.failing_since is None:
                     self.failing_since = started
                 metrics.API_ERRORS.labels("lease").inc()
                 log.warning("cannot renew lease", extra={"error": str(e)})
-            rounds += 1
             if self.fenced is not True and self.clock.must_fence(time.monotonic()):
                 await self._fence_or_keep()
             await asyncio.sleep(max(0.0, 1.0 - (time.monotonic() - started)))
 
     async def _fence_or_keep(self) -> None:
         assert self.clock is not None
-        answers = await witness.ask(self.witnesses) if self.witnesses else []
+        witnesses = self.witnesses()
+        answers = await witness.ask(witnesses) if witnesses else []
         # Witnesses only just back in contact mean the API server is just back: the
         # controller gives every node a fresh lease period then, and this agent's
         # next renewal (within a second) will succeed too. Fence only once a witness

@@ -40,6 +40,9 @@ class Inputs:
     floating_ips: Mapping[IPv4Address, str] = field(default_factory=dict)
     """Floating IP → node holding it (NetworkGatewayGroup status)."""
     passwords: Mapping[SecretKey, str] = field(default_factory=dict)
+    witnesses: Mapping[str, str] = field(default_factory=dict)
+    """Node → witness address (NetworkGatewayGroup status), kept on disk with the rest
+    so an agent restarted during an API outage still knows whom to ask."""
 
 
 class Source(Protocol):
@@ -64,15 +67,36 @@ def _secret_values(obj: Mapping[str, Any]) -> dict[str, str]:
     return values
 
 
+@dataclass
+class _Collected:
+    sessions: dict[str, BGPSessionSpec] = field(default_factory=dict)
+    routes: list[BGPAdvertisedRouteSpec] = field(default_factory=list)
+    floating: dict[IPv4Address, str] = field(default_factory=dict)
+    passwords: dict[SecretKey, str] = field(default_factory=dict)
+    witnesses: dict[str, str] = field(default_factory=dict)
+
+    def add(self, obj: Mapping[str, Any]) -> None:
+        kind = obj.get("kind")
+        if kind == "BGPSession":
+            session = read(BGPSession, obj)
+            self.sessions[session.metadata.name] = session.spec
+        elif kind == "BGPAdvertisedRoute":
+            self.routes.append(read(BGPAdvertisedRoute, obj).spec)
+        elif kind == "NetworkGatewayGroup":
+            status = read(NetworkGatewayGroup, obj).status
+            self.floating = {IPv4Address(ip): node for ip, node in status.floating_ips.items()}
+            self.witnesses = dict(status.witnesses)
+        elif kind == "Secret":
+            name = obj["metadata"]["name"]
+            self.passwords.update({(name, k): v for k, v in _secret_values(obj).items()})
+
+
 def inputs_from(objects: list[Mapping[str, Any]]) -> Inputs:
     """Typed inputs from raw manifests; other kinds are ignored."""
-    sessions: dict[str, BGPSessionSpec] = {}
-    routes: list[BGPAdvertisedRouteSpec] = []
-    floating: dict[IPv4Address, str] = {}
-    passwords: dict[SecretKey, str] = {}
+    got = _Collected()
     for obj in objects:
         try:
-            _add(obj, sessions, routes, floating, passwords)
+            got.add(obj)
         except (ValidationError, KeyError, ValueError) as e:
             # One object we cannot read is left out; every other one still applies.
             log.warning(
@@ -80,29 +104,7 @@ def inputs_from(objects: list[Mapping[str, Any]]) -> Inputs:
                 extra={"kind": obj.get("kind"), "object": obj.get("metadata", {}).get("name"),
                        "error": str(e)[:500]},
             )  # fmt: skip
-    return Inputs(sessions, tuple(routes), floating, passwords)
-
-
-def _add(
-    obj: Mapping[str, Any],
-    sessions: dict[str, BGPSessionSpec],
-    routes: list[BGPAdvertisedRouteSpec],
-    floating: dict[IPv4Address, str],
-    passwords: dict[SecretKey, str],
-) -> None:
-    kind = obj.get("kind")
-    if kind == "BGPSession":
-        session = read(BGPSession, obj)
-        sessions[session.metadata.name] = session.spec
-    elif kind == "BGPAdvertisedRoute":
-        routes.append(read(BGPAdvertisedRoute, obj).spec)
-    elif kind == "NetworkGatewayGroup":
-        ngg = read(NetworkGatewayGroup, obj)
-        floating.clear()
-        floating.update({IPv4Address(ip): node for ip, node in ngg.status.floating_ips.items()})
-    elif kind == "Secret":
-        name = obj["metadata"]["name"]
-        passwords.update({(name, k): v for k, v in _secret_values(obj).items()})
+    return Inputs(got.sessions, tuple(got.routes), got.floating, got.passwords, got.witnesses)
 
 
 @dataclass
@@ -259,6 +261,7 @@ def save_inputs(path: Path, inputs: Inputs) -> None:
         "routes": [r.model_dump(mode="json", by_alias=True) for r in inputs.routes],
         "floatingIPs": {str(k): v for k, v in inputs.floating_ips.items()},
         "passwords": [[name, key, value] for (name, key), value in inputs.passwords.items()],
+        "witnesses": dict(inputs.witnesses),
     }
     tmp = path.with_suffix(".tmp")
     tmp.touch(mode=0o600)
@@ -273,4 +276,5 @@ def load_inputs(path: Path) -> Inputs:
         routes=tuple(read(BGPAdvertisedRouteSpec, r) for r in data["routes"]),
         floating_ips={IPv4Address(k): v for k, v in data["floatingIPs"].items()},
         passwords={(name, key): value for name, key, value in data["passwords"]},
+        witnesses=dict(data.get("witnesses") or {}),
     )

@@ -35,6 +35,11 @@ class NetworkGatewayGroupStatus(ApiModel):
     )
     placed: int = Field(0, ge=0, description="How many floating IPs are held by a node.")
     unplaced: list[UnplacedFloatingIP] = Field(default_factory=list)
+    witnesses: dict[str, str] = Field(
+        default_factory=dict,
+        description="Node → its agent's witness address (host:port), from the agents' "
+        "Leases: whom an agent asks, during an API outage, before it keeps its floating IPs.",
+    )
     observed_generation: int = Field(0, ge=0)
     conditions: Conditions
 

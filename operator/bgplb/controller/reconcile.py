@@ -22,7 +22,7 @@ from bgplb.controller import metrics
 from bgplb.controller.diff import Writes, diff_objects, status_differs
 from bgplb.controller.disruption import Liveness, guard
 from bgplb.controller.prune import orphan_leases
-from bgplb.controller.snapshot import ClusterState, observed_live, snapshot_from
+from bgplb.controller.snapshot import ClusterState, observed_live, snapshot_from, witnesses
 from bgplb.core.objects import gateway_status, route_objects, session_objects
 from bgplb.core.plan import DesiredState, plan, with_decisions
 
@@ -320,6 +320,7 @@ class Reconciler:
         unplaced = status.unplaced
         status = status.model_copy(
             update={
+                "witnesses": witnesses(self.state),
                 "conditions": [
                     condition(
                         previous.conditions,
@@ -330,7 +331,7 @@ class Reconciler:
                         or "every floating IP is on a node",
                         generation=generation,
                     )
-                ]
+                ],
             }
         )
         moved = {

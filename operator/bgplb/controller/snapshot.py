@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from bgplb.agent.lease import ADDRESSES_ANNOTATION, LEASE_PREFIX
+from bgplb.agent.witness import WITNESS_ANNOTATION
 from bgplb.api import BGPLoadBalancer, BGPPeer, NetworkGatewayGroup
 from bgplb.api.common import read
 from bgplb.core.snapshot import POOL_ANNOTATION, Node, Peer, Service, ServiceKey, Snapshot
@@ -140,6 +141,17 @@ def lease_period(lease: JSON | None, floor: float) -> float:
 def lease_live(state: ClusterState, name: str, now: float, floor: float) -> bool:
     seen = state.lease_seen.get(name)
     return seen is not None and now - seen < lease_period(state.leases.get(name), floor)
+
+
+def witnesses(state: ClusterState) -> dict[str, str]:
+    """Node → its agent's witness address, from the Leases of existing Nodes."""
+    found = {}
+    for name in state.nodes:
+        lease = state.leases.get(LEASE_PREFIX + name) or {}
+        address = ((lease.get("metadata") or {}).get("annotations") or {}).get(WITNESS_ANNOTATION)
+        if address:
+            found[name] = address
+    return found
 
 
 def observed_live(state: ClusterState, now: float, lease_expiry: float) -> frozenset[str]:
