@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import yaml
 from pydantic import ValidationError
 
+from bgplb import backoff
 from bgplb.agent.desired import SecretKey
 from bgplb.api import (
     GROUP,
@@ -192,6 +193,7 @@ class KubeSource:
         from kubernetes import watch
 
         version = None
+        failures = 0
         while True:
             try:
                 if version is None:
@@ -206,6 +208,7 @@ class KubeSource:
                     with self._lock:
                         self._cache[plural] = {o["metadata"]["name"]: o for o in reply["items"]}
                     version = reply["metadata"]["resourceVersion"]
+                    failures = 0
                     self._notify()
                 stream = watch.Watch().stream(
                     self.api.list_namespaced_custom_object,
@@ -224,6 +227,7 @@ class KubeSource:
                         version = None
                         break
                     version = obj["metadata"]["resourceVersion"]
+                    failures = 0
                     with self._lock:
                         items = self._cache.setdefault(plural, {})
                         if event["type"] == "DELETED":
@@ -232,9 +236,15 @@ class KubeSource:
                             items[obj["metadata"]["name"]] = obj
                     self._notify()
             except Exception as e:
-                log.warning("watch broken; retrying", extra={"resource": plural, "error": str(e)})
-                version = None
-                time.sleep(1)
+                # Resume from the last version seen (the API server answers 410 if it
+                # is too old, and only then do we LIST again), after a jittered backoff.
+                failures += 1
+                wait = backoff.delay(failures)
+                log.warning(
+                    "watch broken; retrying",
+                    extra={"resource": plural, "error": str(e), "retry_in_s": round(wait, 2)},
+                )
+                time.sleep(wait)
 
     async def changes(self) -> AsyncIterator[None]:
         self._loop = asyncio.get_running_loop()
