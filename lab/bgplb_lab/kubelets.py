@@ -428,6 +428,15 @@ class KubeletLab(Lab):
         wait_for("every bgplb Pod Running", pods_running, timeout)
         super().wait_ready(timeout)
 
+        # Routes on the ToRs are not the end of it: every node's kube-proxy must also
+        # have the VIP's rules (it learns the VIP from the Service status, which may
+        # come after the route). Up means the client is answered.
+        def answering() -> bool:
+            out = self.client_requests(10)
+            return "FAILED" not in out and out.count("answered by") == 10
+
+        wait_for("the demo VIP answering 10 requests in a row", answering, timeout)
+
     def views(self) -> Iterator[str]:
         yield "$ kubectl get nodes -o wide"
         yield self.kubectl("get", "nodes", "-o", "wide")
