@@ -238,6 +238,8 @@ class KubeSource:
             except Exception as e:
                 # Resume from the last version seen (the API server answers 410 if it
                 # is too old, and only then do we LIST again), after a jittered backoff.
+                if getattr(e, "status", None) == 410:  # the version is too old: LIST again
+                    version = None
                 failures += 1
                 wait = backoff.delay(failures)
                 log.warning(
