@@ -236,10 +236,9 @@ class KubeSource:
                             items[obj["metadata"]["name"]] = obj
                     self._notify()
             except Exception as e:
-                # Resume from the last version seen (the API server answers 410 if it
-                # is too old, and only then do we LIST again), after a jittered backoff.
-                if getattr(e, "status", None) == 410:  # the version is too old: LIST again
-                    version = None
+                # LIST again, after a jittered backoff: agents that lost their watches
+                # together (an API server restart) come back spread out.
+                version = None
                 failures += 1
                 wait = backoff.delay(failures)
                 log.warning(
