@@ -193,46 +193,6 @@ def test_identical_status_is_not_rewritten(env: Env) -> None:
     )
 
 
-def test_agent_fences_its_floating_ips_when_the_api_goes_away(env: Env) -> None:
-    wait_for("floating IP on n1", lambda: "192.0.2.100" in _addresses(env.node))
-    stopped = time.monotonic()
-    env.api.stop_apiserver(crash=True)
-    wait_for("self-fencing", lambda: "192.0.2.100" not in _addresses(env.node), timeout=10)
-    took = time.monotonic() - stopped
-    print(f"floating IP dropped {took:.1f}s after the API server stopped (lease 3s)")
-    assert took < 3.0, "the IP must be gone before the lease can expire"
-    env.api.start_apiserver()
-    # Renewed again, and the API still places the IP here: it comes back.
-    wait_for("floating IP back on n1", lambda: "192.0.2.100" in _addresses(env.node), timeout=20)
-    wait_for("Established again", lambda: "192.0.2.100" in env.frr.established(), timeout=30)
-
-
-def _http_in(host: Host, url: str) -> tuple[int, str]:
-    """GET from inside a namespace (the agent's endpoints listen on its 127.0.0.1)."""
-    code = (
-        "import sys, urllib.request, urllib.error\n"
-        "try:\n"
-        f"    r = urllib.request.urlopen({url!r}, timeout=5)\n"
-        "    print(r.status); print(r.read().decode())\n"
-        "except urllib.error.HTTPError as e:\n"
-        "    print(e.code)\n"
-    )
-    out = host.exec(sys.executable, "-c", code)
-    status, _, body = out.partition("\n")
-    return int(status), body
-
-
-def test_agent_serves_health_and_metrics(env: Env) -> None:
-    wait_for("Established", lambda: "192.0.2.100" in env.frr.established())
-    status, body = _http_in(env.node, "http://127.0.0.1:9091/healthz")
-    assert (status, body.strip()) == (200, "ok")
-    status, body = _http_in(env.node, "http://127.0.0.1:9091/metrics")
-    assert status == 200
-    assert 'bgplb_agent_sessions{state="Established"} 1.0' in body
-    assert "bgplb_agent_paths_advertised 1.0" in body
-    assert 'bgplb_agent_floating_ip_changes_total{op="add"}' in body
-
-
 def test_a_bad_password_secret_fails_only_its_own_session(env: Env) -> None:
     """A session whose password Secret is missing, then holds bytes that are not
     UTF-8, reports that in its own status; everything else is still applied (here a
@@ -283,3 +243,43 @@ def test_a_bad_password_secret_fails_only_its_own_session(env: Env) -> None:
             ("secret", "tor2-md5"),
         ):
             env.api.kubectl("delete", kind, name, "-n", NS, "--ignore-not-found")
+
+
+def test_agent_fences_its_floating_ips_when_the_api_goes_away(env: Env) -> None:
+    wait_for("floating IP on n1", lambda: "192.0.2.100" in _addresses(env.node))
+    stopped = time.monotonic()
+    env.api.stop_apiserver(crash=True)
+    wait_for("self-fencing", lambda: "192.0.2.100" not in _addresses(env.node), timeout=10)
+    took = time.monotonic() - stopped
+    print(f"floating IP dropped {took:.1f}s after the API server stopped (lease 3s)")
+    assert took < 3.0, "the IP must be gone before the lease can expire"
+    env.api.start_apiserver()
+    # Renewed again, and the API still places the IP here: it comes back.
+    wait_for("floating IP back on n1", lambda: "192.0.2.100" in _addresses(env.node), timeout=20)
+    wait_for("Established again", lambda: "192.0.2.100" in env.frr.established(), timeout=30)
+
+
+def _http_in(host: Host, url: str) -> tuple[int, str]:
+    """GET from inside a namespace (the agent's endpoints listen on its 127.0.0.1)."""
+    code = (
+        "import sys, urllib.request, urllib.error\n"
+        "try:\n"
+        f"    r = urllib.request.urlopen({url!r}, timeout=5)\n"
+        "    print(r.status); print(r.read().decode())\n"
+        "except urllib.error.HTTPError as e:\n"
+        "    print(e.code)\n"
+    )
+    out = host.exec(sys.executable, "-c", code)
+    status, _, body = out.partition("\n")
+    return int(status), body
+
+
+def test_agent_serves_health_and_metrics(env: Env) -> None:
+    wait_for("Established", lambda: "192.0.2.100" in env.frr.established())
+    status, body = _http_in(env.node, "http://127.0.0.1:9091/healthz")
+    assert (status, body.strip()) == (200, "ok")
+    status, body = _http_in(env.node, "http://127.0.0.1:9091/metrics")
+    assert status == 200
+    assert 'bgplb_agent_sessions{state="Established"} 1.0' in body
+    assert "bgplb_agent_paths_advertised 1.0" in body
+    assert 'bgplb_agent_floating_ip_changes_total{op="add"}' in body
