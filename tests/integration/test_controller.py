@@ -452,16 +452,18 @@ def test_the_lease_of_a_deleted_node_is_pruned(env: Env) -> None:
 
 
 def test_most_leases_stale_at_once_freezes_placement(env: Env) -> None:
-    """Two of three nodes' Leases stop together while the API server answers: an
-    infrastructure fault, not two deaths. Nothing moves, no next hop goes; the
-    BGPLoadBalancer says so; when the Leases come back, liveness follows them again."""
+    """Two of three nodes' Leases stop while the API server answers: an
+    infrastructure fault, not two deaths. They stop a second apart, as agents that
+    renewed at different moments would, so the first is given up alone; once the
+    second goes, nothing more moves and no other next hop goes; the BGPLoadBalancer
+    says so; when the Leases come back, liveness follows them again."""
     holders = wait_for("floating IPs placed", lambda: len(_holders(env)) == 2 and _holders(env))
 
     env.kube.kubectl("apply", "-f", "-", stdin=json.dumps(service("steady")))
 
     def hops() -> list[str]:
         route = env.get("bgpadvertisedroute", "default-default-steady", "-n", NS)
-        return list(route["spec"]["nextHops"])
+        return sorted(route["spec"]["nextHops"])
 
     wait_for("three next hops", lambda: len(hops()) == 3, timeout=30)
 
@@ -470,23 +472,34 @@ def test_most_leases_stale_at_once_freezes_placement(env: Env) -> None:
         found = [c for c in status.get("conditions", []) if c["type"] == "NodeLivenessFrozen"]
         return found[0]["status"] if found else ""
 
-    stale = {"n2", "n3"}
-    env.agents.alive -= stale
+    # A node without a floating IP goes first where there is one, so the IPs'
+    # holders can be checked whole.
+    first = next((n for n in sorted(NODES) if n not in holders.values()), "n3")
+    second = next(n for n in sorted(NODES) if n != first)
     try:
+        env.agents.alive.discard(first)
+        time.sleep(1)
+        env.agents.alive.discard(second)
         wait_for("the freeze reported", lambda: frozen() == "True", timeout=15)
+        held, hops_then = _holders(env), hops()
+        assert NODES[second] in hops_then  # the second stale node is held...
+        assert NODES[first] not in hops_then  # ...the first, given up alone, stays so
+        assert {ip: n for ip, n in holders.items() if n != first} == {
+            ip: n for ip, n in held.items() if n != first
+        }
         deadline = time.monotonic() + 8  # well past the 3 s Lease expiry
         while time.monotonic() < deadline:
-            assert _holders(env) == holders
-            assert len(hops()) == 3
+            assert _holders(env) == held
+            assert hops() == hops_then
             time.sleep(0.5)
         events = env.kube.kubectl(
             "get", "events", "-n", NS, "--field-selector", "reason=NodeLivenessFrozen"
         )
         assert "BGPLoadBalancer" in events or "NodeLivenessFrozen" in events
     finally:
-        env.agents.alive |= stale
+        env.agents.alive |= {first, second}
     wait_for("the freeze released", lambda: frozen() == "False", timeout=15)
-    assert _holders(env) == holders
+    wait_for("three next hops again", lambda: len(hops()) == 3, timeout=15)
     env.kube.kubectl("delete", "service", "steady", "-n", "default")
 
 

@@ -20,7 +20,7 @@ from bgplb.api.common import Condition, read
 from bgplb.api.networkgatewaygroup import NetworkGatewayGroupStatus
 from bgplb.controller import metrics
 from bgplb.controller.diff import Writes, diff_objects, status_differs
-from bgplb.controller.disruption import Liveness, guard
+from bgplb.controller.disruption import GuardState, Liveness, step
 from bgplb.controller.prune import orphan_leases
 from bgplb.controller.snapshot import ClusterState, observed_live, snapshot_from, witnesses
 from bgplb.core.objects import gateway_status, route_objects, session_objects
@@ -56,7 +56,7 @@ def _frozen_message(liveness: Liveness) -> str:
     stale = sorted(liveness.stale)
     shown = ", ".join(stale[:5]) + (f" and {len(stale) - 5} more" if len(stale) > 5 else "")
     return (
-        f"{len(stale)} of {len(liveness.live)} nodes' Leases went stale at once ({shown}) "
+        f"the Leases of {len(stale)} nodes went stale at once ({shown}) "
         "while the API server answers: taken for an infrastructure fault, so floating IPs "
         "and next hops stay as they are until enough Leases are fresh again"
     )
@@ -84,8 +84,8 @@ class Reconciler:
     lease_expiry: float = 3.0
     coordination: Any = None
     """kubernetes.client.CoordinationV1Api (None: Leases are never pruned)"""
-    accepted_live: frozenset[str] | None = None
-    """The node liveness the last plan used (the disruption guard's reference)."""
+    guard: GuardState = field(default_factory=GuardState)
+    """The disruption guard's memory as of the last plan (window: one Lease duration)."""
     liveness: Liveness = field(default_factory=lambda: Liveness(frozenset(), False))
     held_because: str = ""
     """Why the last good plan is being kept (a singleton that does not parse)."""
@@ -99,7 +99,9 @@ class Reconciler:
     async def run_once(self) -> int:
         started = time.perf_counter()
         now = time.monotonic()
-        liveness = guard(self.accepted_live, observed_live(self.state, now, self.lease_expiry))
+        guarded, liveness = step(
+            self.guard, observed_live(self.state, now, self.lease_expiry), now, self.lease_expiry
+        )
         await self._note_liveness(liveness)
         snapshot, problems = snapshot_from(self.state, now, self.lease_expiry, liveness.live)
         unreadable = [
@@ -123,7 +125,7 @@ class Reconciler:
         desired = plan(snapshot)
         writes = await self._apply(desired, problems)
         self.previous = desired
-        self.accepted_live = liveness.live
+        self.guard = guarded
         metrics.RECONCILE_SECONDS.observe(time.perf_counter() - started)
         metrics.ROUTES.set(len(desired.routes))
         if writes:
