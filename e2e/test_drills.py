@@ -89,6 +89,17 @@ def test_partition_from_the_api_server_never_leaves_an_ip_on_two_nodes(lab: Lab)
     assert result.figures["samples_live_on_two_nodes"] == 0
 
 
+def test_two_nodes_cut_off_together_both_fence_before_their_ips_move(lab: Lab) -> None:
+    """Each hears the other as a witness, but two of four agents are no quorum (before
+    the quorum they kept their IPs while the controller moved them)."""
+    result = drills.partition_pair(lab)
+    print(result)
+    assert all(result.figures["fenced"].values()), result.figures["fenced"]
+    assert result.figures["moved_after_s"] is not None
+    assert result.figures["samples"] > 50
+    assert result.figures["samples_live_on_two_nodes"] == 0
+
+
 def test_deleting_a_singleton_in_use_is_refused_and_changes_nothing(lab: Lab) -> None:
     result = drills.singleton_deletion(lab)
     print(result)

@@ -92,3 +92,26 @@ def test_kubelets_and_pods_reach_the_api_server_through_the_control_plane_vip(la
         and p["status"]["phase"] == "Running"
     }
     assert mirrors == {n.name for n in CP_NODES}
+
+
+def test_gobgpd_grpc_is_reachable_only_through_its_socket(lab: Lab) -> None:
+    """On every node, as a host-network process would: nothing listens for gRPC on
+    TCP (it could inject routes or read MD5 passwords); the speakers' sockets are in
+    host directories that only the agent and the speakers mount, and are root's."""
+    assert isinstance(lab, KubeletLab)
+    probe = (
+        "import socket\n"
+        "for port in (50051, 50052):\n"
+        "    s = socket.socket()\n"
+        "    s.settimeout(2)\n"
+        "    print(port, s.connect_ex(('127.0.0.1', port)))\n"
+    )
+    for node in NODES:
+        kube = lab.kube_node(node.name)
+        out = kube.exec("python3", "-c", probe)
+        assert all(line.split()[1] != "0" for line in out.splitlines()), (node.name, out)
+        listing = kube.exec("stat", "-c", "%F %U %a", "/run/bgplb/speaker/gobgpd.sock")
+        assert listing.split() == ["socket", "root", "755"], (node.name, listing)
+        if node.control_plane:
+            cp = kube.exec("stat", "-c", "%F %U", "/run/bgplb/control-plane/gobgpd.sock")
+            assert cp.split() == ["socket", "root"], (node.name, cp)

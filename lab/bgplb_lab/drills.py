@@ -20,6 +20,7 @@ from bgplb_lab.daemons import FRR, stop_processes, wait_for
 from bgplb_lab.manifests import NAMESPACE, peer, service
 from bgplb_lab.topology import (
     APISERVER_IP,
+    CONTROL_PLANE_VIP,
     DEMO_VIP,
     FABRIC,
     LOCAL_ASN,
@@ -462,33 +463,38 @@ def singleton_deletion(lab: Lab) -> Result:
     return result
 
 
+def _sample_doubles(
+    lab: Lab, seconds: float, moved: Callable[[dict[str, list[str]]], bool]
+) -> tuple[int, list[dict[str, list[str]]], float | None]:
+    """Where every floating IP is plumbed, as often as it can be read for `seconds`:
+    the samples taken, those with an IP on two nodes, and when `moved` first held."""
+    doubles: list[dict[str, list[str]]] = []
+    samples, moved_at, t0 = 0, None, time.time()
+    while time.time() - t0 < seconds:
+        where = lab.plumbed()
+        samples += 1
+        if any(len(nodes) > 1 for nodes in where.values()):
+            doubles.append(where)
+        if moved_at is None and moved(where):
+            moved_at = time.time() - t0
+    return samples, doubles, moved_at
+
+
 def partition(lab: Lab, seconds: float = 15) -> Result:
     """Cut one floating-IP holder off from the API server (not from the fabric): it
     must drop its IPs before another node takes them — never live on two nodes."""
     holders = lab.holders()
     floating_ip, victim = sorted(holders.items())[0]
     host = lab.host(victim, lab.node(victim).ip)
-    doubles: list[dict[str, list[str]]] = []
-    samples = 0
+    fences_before = lab.agent_log(victim).count("self-fencing")
     host.exec("ip", "route", "add", "blackhole", f"{APISERVER_IP}/32")
-    t0 = time.time()
-    moved_at = None
     try:
-        while time.time() - t0 < seconds:
-            where = lab.plumbed()
-            samples += 1
-            if any(len(nodes) > 1 for nodes in where.values()):
-                doubles.append(where)
-            if moved_at is None and where.get(floating_ip, [victim]) != [victim]:
-                moved_at = time.time() - t0
+        samples, doubles, moved_at = _sample_doubles(
+            lab, seconds, lambda where: where.get(floating_ip, [victim]) != [victim]
+        )
     finally:
         host.exec("ip", "route", "del", "blackhole", f"{APISERVER_IP}/32")
-    healed = time.time()
-    while time.time() - healed < 8:  # the healed node comes back: still never twice
-        where = lab.plumbed()
-        samples += 1
-        if any(len(nodes) > 1 for nodes in where.values()):
-            doubles.append(where)
+    more, more_doubles, _ = _sample_doubles(lab, 8, lambda _: False)  # healed: still never twice
     wait_stable(lab)
     return Result(
         "partition node↔API server",
@@ -496,8 +502,70 @@ def partition(lab: Lab, seconds: float = 15) -> Result:
             "node": victim,
             "floating_ip": floating_ip,
             "moved_after_s": None if moved_at is None else round(moved_at, 2),
-            "samples": samples,
-            "samples_live_on_two_nodes": len(doubles),
-            "fenced": "self-fencing" in lab.agent_log(victim),
+            "samples": samples + more,
+            "samples_live_on_two_nodes": len(doubles) + len(more_doubles),
+            "fenced": lab.agent_log(victim).count("self-fencing") > fences_before,
+        },
+    )
+
+
+WITNESS_PORT = 9094
+"""The chart's agent.witnessPort."""
+API_PORT_THROUGH_VIP = 443
+
+
+def partition_pair(lab: Lab, seconds: float = 15) -> Result:
+    """Cut two nodes, together, off from the API server and from the other agents (not
+    from each other, not from the ToRs). Each hears one witness of the three others:
+    no quorum, so both fence; the controller, seeing two Leases of four stale (not
+    more than half), moves their IPs. Never live on two nodes.
+
+    The cut is by firewall, not by route: the victims (control-plane nodes, as every
+    floating-IP holder here) front the API server for everyone on the control-plane
+    VIP, and a blackhole would cut the controller off too. Their own processes lose
+    the VIP (where the `kubernetes` Service leads); agents lose each other's witness
+    port."""
+    holders = lab.holders()
+    victims = sorted(set(holders.values()))
+    if len(victims) < 2:  # both IPs on one node: take another load-balancer node along
+        victims.append(sorted(LB_NODES - set(victims))[0])
+    victims = victims[:2]
+    others = [n.ip for n in NODES if n.name not in victims]
+    rules = [
+        ["OUTPUT", "-d", CONTROL_PLANE_VIP, "-p", "tcp", "--dport", str(API_PORT_THROUGH_VIP)],
+        ["OUTPUT", "-d", APISERVER_IP, "-p", "tcp"],
+        *(["OUTPUT", "-d", ip, "-p", "tcp", "--dport", str(WITNESS_PORT)] for ip in others),
+        *(["INPUT", "-s", ip, "-p", "tcp", "--dport", str(WITNESS_PORT)] for ip in others),
+    ]
+    hosts = [lab.host(v, lab.node(v).ip) for v in victims]
+    theirs = {ip for ip, node in holders.items() if node in victims}
+    fences_before = {v: lab.agent_log(v).count("self-fencing") for v in victims}
+
+    def moved(where: dict[str, list[str]]) -> bool:
+        return all(where.get(ip) and not set(where[ip]) & set(victims) for ip in theirs)
+
+    try:
+        for host in hosts:
+            for rule in rules:
+                host.exec("iptables", "-w", "-I", *rule, "-j", "DROP")
+        samples, doubles, moved_at = _sample_doubles(lab, seconds, moved)
+    finally:
+        for host in hosts:
+            for rule in rules:
+                host.exec("iptables", "-w", "-D", *rule, "-j", "DROP", check=False)
+    more, more_doubles, _ = _sample_doubles(lab, 8, lambda _: False)
+    wait_stable(lab)
+    return Result(
+        "partition two nodes ↔ API server and the other agents",
+        {
+            "nodes": victims,
+            "floating_ips": sorted(theirs),
+            "moved_after_s": None if moved_at is None else round(moved_at, 2),
+            "now_on": {ip: lab.holders().get(ip) for ip in sorted(theirs)},
+            "samples": samples + more,
+            "samples_live_on_two_nodes": len(doubles) + len(more_doubles),
+            "fenced": {
+                v: lab.agent_log(v).count("self-fencing") > fences_before[v] for v in victims
+            },
         },
     )

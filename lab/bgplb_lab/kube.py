@@ -12,6 +12,7 @@ import datetime as dt
 import ipaddress
 import json
 import os
+import secrets
 import shutil
 import socket
 import ssl
@@ -342,7 +343,13 @@ class KubeAPI:
         ]
 
     def agent_command(self, namespace: str, node: str, ip: str, *extra: str) -> list[str]:
-        """`bgplb-agent` for one node, reading from and reporting to this API server."""
+        """`bgplb-agent` for one node, reading from and reporting to this API server;
+        its witness answers signed with the key every agent of this lab shares (what
+        the chart's Secret is to Pods)."""
+        key = self.workdir / "witness.key"
+        if not key.exists():
+            key.write_text(secrets.token_hex(24))
+            key.chmod(0o600)
         return [
             sys.executable,
             "-m",
@@ -355,6 +362,8 @@ class KubeAPI:
             str(self.kubeconfig),
             "--namespace",
             namespace,
+            "--witness-key-file",
+            str(key),
             *extra,
         ]
 

@@ -37,6 +37,7 @@ PRIVATE = (
     "var/log/pods",
     "var/log/containers",
     "run/containerd",
+    "run/bgplb",
     "etc/kubernetes",
     "etc/cni/net.d",
 )

@@ -66,6 +66,14 @@ NODES = (
 )
 
 
+def process_level(args: list[str]) -> list[str]:
+    """The static Pod's arguments for a process: gRPC on the node namespace's loopback
+    (the Pod's unix socket lives in a host directory that processes would share)."""
+    return [
+        f"--api=127.0.0.1:{CONTROL_PLANE_API_PORT}" if a.startswith("--api=") else a for a in args
+    ]
+
+
 def example_config(example: int) -> list[dict[str, Any]]:
     """The seed's example N on the lab's addresses (10.0.0.x VIPs → 203.0.113.x,
     its peers → the two ToRs, its nodes → n1-n3)."""
@@ -263,7 +271,7 @@ class Lab:
         lb = example_config(self.example)[0]
         spec = static_pod.for_load_balancer(lb, node.ip, "unused", readyz=f"{self.api.url}/readyz")
         container = spec["spec"]["containers"][0]
-        return [sys.executable, "-m", "bgplb.cli", *container["args"]]
+        return [sys.executable, "-m", "bgplb.cli", *process_level(container["args"])]
 
     def restart_agent(self, node: str) -> None:
         """Stop a node's agent (SIGTERM, as a rollout does) and start a new one."""

@@ -37,6 +37,7 @@ from bgplb.agent.speaker.gobgp import GoBGPSpeaker
 from bgplb.agent.speaker.model import PathConfig, PeerConfig, PeerStatus, SpeakerConfig
 from bgplb.api.common import ASN, ApiModel, IPv4
 from bgplb.core.validate import FieldError, error_reason, field_path
+from bgplb.gobgpd import UNIX, clear_stale, socket_of
 
 log = logging.getLogger("bgplb.advertise")
 
@@ -106,10 +107,14 @@ async def local_gobgpd(
     log_level: str = "warn", api: str | None = None
 ) -> AsyncIterator[tuple[GoBGPSpeaker, Path]]:
     """A gobgpd of our own, stopped on exit. gRPC on a private unix socket, or on
-    `api` (host:port on loopback) where the node agent reads session state from it."""
+    `api` (a unix:// target, or host:port on loopback) where the node agent reads
+    session state from it."""
     workdir = Path(tempfile.mkdtemp(prefix="bgplb-gobgpd-"))
-    socket_path, log_path = workdir / "gobgpd.sock", workdir / "gobgpd.log"
-    target = api or f"unix://{socket_path}"
+    log_path = workdir / "gobgpd.log"
+    target = api or f"{UNIX}{workdir / 'gobgpd.sock'}"
+    socket_path = socket_of(target)
+    if socket_path is not None:
+        clear_stale(socket_path)
     gobgpd = subprocess.Popen(
         ["gobgpd", "--api-hosts", target, "-l", log_level, "--log-plain", "--pprof-disable"],
         stdout=log_path.open("ab"),
@@ -117,7 +122,7 @@ async def local_gobgpd(
     )
     speaker = None
     try:
-        if api is None:
+        if socket_path is not None:
             for _ in range(100):
                 if socket_path.exists():
                     break

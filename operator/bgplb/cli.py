@@ -52,6 +52,18 @@ def _validate(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _gobgpd(args: argparse.Namespace) -> int:
+    from bgplb.gobgpd import exec_gobgpd
+
+    extra = list(args.gobgpd_args)
+    if extra[:1] == ["--"]:
+        extra = extra[1:]
+    if any(a.startswith("--api-hosts") for a in extra):
+        print("gobgpd: --api-hosts is set from --socket (gRPC on TCP is refused)", file=sys.stderr)
+        return 2
+    return exec_gobgpd(args.socket, extra)
+
+
 def _advertise(args: argparse.Namespace) -> int:
     from bgplb.advertise import config_from_flags, load_config, run
     from bgplb.logs import setup_logging
@@ -106,8 +118,21 @@ def main(argv: list[str] | None = None) -> int:
     adv.add_argument("--advertise-ip", required=True, help="the VIP to advertise")
     adv.add_argument("--health-port", type=int, default=8080)
     adv.add_argument("--readyz", help="advertise only while this URL answers 200")
-    adv.add_argument("--api", help="gobgpd's gRPC on this loopback host:port (default: private)")
+    adv.add_argument(
+        "--api",
+        help="gobgpd's gRPC target where the node agent reads session state: "
+        "unix:///path (the static Pod) or a loopback host:port (default: private)",
+    )
     adv.set_defaults(func=_advertise)
+    gd = sub.add_parser(
+        "gobgpd",
+        help="run gobgpd with its gRPC on a unix socket (the speaker container)",
+        description="Clears a socket left by a gobgpd that died, then becomes gobgpd "
+        "serving gRPC on it; arguments after -- go to gobgpd.",
+    )
+    gd.add_argument("--socket", type=Path, required=True, help="the unix socket's path")
+    gd.add_argument("gobgpd_args", nargs=argparse.REMAINDER, help="-- then gobgpd's own")
+    gd.set_defaults(func=_gobgpd)
     sp = sub.add_parser(
         "static-pod",
         help="write this control-plane node's bgpadvertiser static Pod manifest",

@@ -8,8 +8,9 @@ a BGPLoadBalancer's `spec.controlPlane`: the sessions start from the node's addr
 and the VIP is advertised only while the local kube-apiserver answers /readyz.
 
 It is the only owner of a node's control-plane sessions; the node agent reads their
-state from its gobgpd (gRPC on 127.0.0.1:CONTROL_PLANE_API_PORT) to report the
-BGPSessions, and never changes them. docs/DESIGN.md says why.
+state from its gobgpd (gRPC on the unix socket CONTROL_PLANE_SOCKET, in a host
+directory only the two mount) to report the BGPSessions, and never changes them.
+docs/DESIGN.md says why.
 """
 
 from __future__ import annotations
@@ -20,11 +21,13 @@ from typing import Any
 
 import yaml
 
+from bgplb.gobgpd import CONTROL_PLANE_SOCKET, UNIX
 from bgplb.preflight import control_plane_pairs
 
 NAME = "bgpadvertiser"
 NAMESPACE = "kube-system"
 CONTROL_PLANE_API_PORT = 50052
+"""Where the process-level lab (no kubelet, no host directories) serves it instead."""
 HEALTH_PORT = 8082
 
 
@@ -48,7 +51,7 @@ def pod(
         *(f"--peer={ip}:{asn}" for ip, asn in peers),
         f"--advertise-ip={vip}",
         f"--readyz={readyz}",
-        f"--api=127.0.0.1:{CONTROL_PLANE_API_PORT}",
+        f"--api={UNIX}{CONTROL_PLANE_SOCKET}",
         f"--health-port={HEALTH_PORT}",
     ]
     return {
@@ -81,19 +84,32 @@ def pod(
                     },
                     "resources": {"requests": {"cpu": "20m", "memory": "64Mi"}},
                     "securityContext": {
-                        # Outgoing BGP sessions and loopback gRPC need no privilege.
-                        "runAsUser": 65532,
-                        "runAsGroup": 65532,
-                        "runAsNonRoot": True,
+                        # Outgoing BGP sessions need no capability. UID 0 only to own
+                        # gobgpd's socket in the root-owned host directory, so the
+                        # agent (UID 0) may connect and nobody else may.
+                        "runAsUser": 0,
+                        "runAsNonRoot": False,
                         "allowPrivilegeEscalation": False,
                         "readOnlyRootFilesystem": True,
                         "capabilities": {"drop": ["ALL"]},
                         "seccompProfile": {"type": "RuntimeDefault"},
                     },
-                    "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+                    "volumeMounts": [
+                        {"name": "tmp", "mountPath": "/tmp"},
+                        {"name": "socket", "mountPath": str(CONTROL_PLANE_SOCKET.parent)},
+                    ],
                 }
             ],
-            "volumes": [{"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}}],
+            "volumes": [
+                {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}},
+                {
+                    "name": "socket",
+                    "hostPath": {
+                        "path": str(CONTROL_PLANE_SOCKET.parent),
+                        "type": "DirectoryOrCreate",
+                    },
+                },
+            ],
         },
     }
 

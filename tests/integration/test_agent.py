@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address, IPv4Interface
 from pathlib import Path
@@ -64,7 +64,7 @@ class Cluster:
     state: Snapshot = field(default_factory=snapshot)
     plan: DesiredState | None = None
 
-    def publish(self, s: Snapshot) -> DesiredState:
+    def publish(self, s: Snapshot, extra: Sequence[dict[str, Any]] = ()) -> DesiredState:
         d = plan(s)
         self.state, self.plan = with_decisions(s, d), d
         ngg = {
@@ -74,7 +74,19 @@ class Cluster:
             "spec": {"floatingIPs": ["192.0.2.100", "192.0.2.101"]},
             "status": gateway_status(d).model_dump(mode="json", by_alias=True),
         }
-        docs = [*session_objects(d, "kube-system"), *route_objects(d, "kube-system"), ngg]
+        lb = {
+            "apiVersion": "networking.bgplb.io/v1",
+            "kind": "BGPLoadBalancer",
+            "metadata": {"name": "default", "namespace": "kube-system"},
+            "spec": s.load_balancer.model_dump(mode="json", by_alias=True, exclude_none=True),
+        }
+        docs = [
+            *session_objects(d, "kube-system"),
+            *route_objects(d, "kube-system"),
+            ngg,
+            lb,
+            *extra,
+        ]
         tmp = self.desired_file.with_suffix(".tmp")
         tmp.write_text(yaml.safe_dump_all(docs))
         tmp.replace(self.desired_file)
@@ -205,6 +217,43 @@ def test_withdraw_and_readvertise(cluster: Cluster) -> None:
     wait_for("BIRD withdraw", lambda: not cluster.fabric.bird.next_hops(VIP))
     cluster.publish(replace(cluster.state, services=(Service("default", "web"),)))
     wait_for("FRR route back", lambda: len(cluster.fabric.frr.next_hops(VIP)) == 3)
+
+
+def test_only_slash32s_inside_the_pools_are_advertised(cluster: Cluster) -> None:
+    """A route object written by mistake (or by a hand other than the controller's)
+    must not reach the fabric: not a /24, not a /32 outside every pool."""
+    wait_for("the VIP on FRR", lambda: len(cluster.fabric.frr.next_hops(VIP)) == 3)
+
+    def rogue(prefix: str) -> dict[str, Any]:
+        return {
+            "apiVersion": "networking.bgplb.io/v1",
+            "kind": "BGPAdvertisedRoute",
+            "metadata": {"name": f"rogue-{prefix.replace('/', '-')}", "namespace": "kube-system"},
+            "spec": {
+                "prefix": prefix,
+                "nextHops": list(NODE_IPS.values()),
+                "service": {"namespace": "default", "name": "rogue"},
+            },
+        }
+
+    bad = ["198.51.100.0/24", "198.51.100.7/32"]
+    cluster.publish(cluster.state, extra=[rogue(p) for p in bad])
+    try:
+        wait_for(
+            "every agent to refuse them",
+            lambda: all(
+                "refusing to advertise routes"
+                in (cluster.fabric.workdir / f"agent-{n}.log").read_text()
+                for n in NODE_IPS
+            ),
+        )
+        time.sleep(2)  # what an agent advertises reaches FRR within a second
+        for prefix in bad:
+            assert not cluster.fabric.frr.next_hops(prefix), prefix
+            assert not cluster.fabric.bird.next_hops(prefix), prefix
+        assert len(cluster.fabric.frr.next_hops(VIP)) == 3  # the good one still is
+    finally:
+        cluster.publish(cluster.state)
 
 
 def test_gobgpd_restart_is_replayed_by_the_agent(cluster: Cluster) -> None:

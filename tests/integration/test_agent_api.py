@@ -49,6 +49,15 @@ ROUTE = {
         "service": {"namespace": "default", "name": "web"},
     },
 }
+LOAD_BALANCER = {
+    "apiVersion": "networking.bgplb.io/v1",
+    "kind": "BGPLoadBalancer",
+    "metadata": {"name": "default", "namespace": NS},
+    "spec": {
+        "localASN": 65001,
+        "addressPools": [{"name": "lab", "addresses": ["203.0.113.0/24"]}],
+    },
+}  # the pools: the only addresses an agent advertises
 GATEWAY = {
     "apiVersion": "networking.bgplb.io/v1",
     "kind": "NetworkGatewayGroup",
@@ -86,7 +95,12 @@ def env() -> Iterator[Env]:
             api.start()
             api.kubectl("apply", "--server-side", "-f", "crds/")
             api.kubectl("wait", "--for=condition=Established", "crd", "--all")
-            api.kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all([SESSION, ROUTE, GATEWAY]))
+            api.kubectl(
+                "apply",
+                "-f",
+                "-",
+                stdin=yaml.safe_dump_all([SESSION, ROUTE, GATEWAY, LOAD_BALANCER]),
+            )
             api.kubectl(
                 "patch",
                 "ngg",

@@ -125,6 +125,7 @@ class Installed:
     api: KubeAPI
     host: Host
     workdir: Path
+    helm: list[str]
 
     def kubectl(self, *args: str, stdin: str | None = None, check: bool = True) -> str:
         return self.api.kubectl(*args, stdin=stdin, check=check)
@@ -181,7 +182,7 @@ def installed() -> Iterator[Installed]:
                 work / "webhook.log",
             )  # fmt: skip
             wait_for("the webhook", lambda: "serving" in (work / "webhook.log").read_text())
-            yield Installed(api, host, work)
+            yield Installed(api, host, work, helm)
         finally:
             stop_processes(webhook)
             api.stop()
@@ -202,6 +203,7 @@ def test_helm_install_creates_every_object_and_the_default_configuration(
         ("validatingwebhookconfiguration", "bgplb-validate"),
         ("mutatingwebhookconfiguration", "bgplb-defaults"),
         ("validatingadmissionpolicy", "bgplb-agent-own-lease"),
+        ("validatingadmissionpolicy", "bgplb-agent-own-sessions"),
         ("bgploadbalancer", "default"),
         ("networkgatewaygroup", "default"),
         ("bgppeer", "tor-a"),
@@ -222,7 +224,36 @@ def test_helm_install_creates_every_object_and_the_default_configuration(
     assert spec["hostNetwork"] is True
     assert spec["tolerations"] == pod["tolerations"]
     (gobgpd,) = spec["containers"]
-    assert "--api-hosts=127.0.0.1:50051" in gobgpd["args"]
+    # gRPC on a unix socket only the speaker and the agent mount, never on TCP
+    assert gobgpd["command"] == ["bgplb", "gobgpd", "--socket=/run/bgplb/speaker/gobgpd.sock"]
+    assert not any("api-hosts" in a for a in gobgpd["args"])
+    assert "--speaker=unix:///run/bgplb/speaker/gobgpd.sock" in agent["args"]
+    assert {m["mountPath"]: m.get("readOnly") for m in agent["volumeMounts"]}[
+        "/run/bgplb/speaker"
+    ] is True
+
+
+def test_the_witness_key_is_made_once_and_kept_by_upgrades(installed: Installed) -> None:
+    """Agents of two revisions must understand each other during a rollout."""
+
+    def key() -> bytes:
+        secret = json.loads(installed.kubectl("get", "secret", "bgplb-witness-key", "-o", "json"))
+        return base64.b64decode(secret["data"]["key"])
+
+    before = key()
+    assert len(before) >= 32
+    subprocess.run(
+        [*installed.helm, "upgrade", "bgplb", str(CHART), "-n", NS, *VALUES],
+        check=True,
+        capture_output=True,
+    )
+    assert key() == before
+    daemonset = json.loads(installed.kubectl("get", "ds", "bgplb-agent", "-o", "json"))
+    pod = daemonset["spec"]["template"]["spec"]
+    (agent,) = pod["containers"]
+    assert "--witness-key-file=/etc/bgplb/witness/key" in agent["args"]
+    volume = next(v for v in pod["volumes"] if v["name"] == "witness-key")
+    assert volume["secret"]["secretName"] == "bgplb-witness-key"
 
 
 def test_webhook_refuses_a_bad_peer_naming_the_field(installed: Installed) -> None:
@@ -299,12 +330,21 @@ def test_agent_may_write_only_its_own_nodes_lease(installed: Installed) -> None:
     out = create_lease("bgplb-node-n2", "n1")
     assert "an agent may write only its own node's Lease (bgplb-node-n1), not bgplb-node-n2" in out
     out = create_lease("bgplb-node-n1", "n1")
-    assert "created" in out
+    assert out.strip() == "done"
 
 
 def _impersonated_create(installed: Installed, lease: dict[str, object], node: str) -> str:
-    """kubectl 1.32 cannot impersonate user extras; the API can: a request as the
-    agent's service account, its token bound to `node`."""
+    return _as_agent_on(
+        installed,
+        node,
+        f"client.CoordinationV1Api(api).create_namespaced_lease({NS!r}, body)",
+        lease,
+    )
+
+
+def _as_agent_on(installed: Installed, node: str, call: str, body: object) -> str:
+    """kubectl 1.32 cannot impersonate user extras; the API can: `call` (with `api`
+    and `body`) as the agent's service account, its token bound to `node`."""
     script = (
         "import json, sys\n"
         "from kubernetes import client, config\n"
@@ -316,9 +356,8 @@ def _impersonated_create(installed: Installed, lease: dict[str, object], node: s
         "'Impersonate-Extra-authentication.kubernetes.io%2fnode-name', sys.argv[2])\n"
         "body = json.loads(sys.stdin.read())\n"
         "try:\n"
-        "    client.CoordinationV1Api(api).create_namespaced_lease("
-        f"{NS!r}, body)\n"
-        "    print('created')\n"
+        f"    {call}\n"
+        "    print('done')\n"
         "except client.exceptions.ApiException as e:\n"
         "    print(json.loads(e.body)['message'])\n"
     )
@@ -327,9 +366,33 @@ def _impersonated_create(installed: Installed, lease: dict[str, object], node: s
             "ip", "netns", "exec", installed.host.netns, sys.executable, "-c", script,
             str(installed.api.kubeconfig), node,
         ],
-        input=json.dumps(lease), capture_output=True, text=True, timeout=60, check=False,
+        input=json.dumps(body), capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     return done.stdout + done.stderr
+
+
+def test_agent_may_write_only_its_own_nodes_session_status(installed: Installed) -> None:
+    session = {
+        "apiVersion": "networking.bgplb.io/v1",
+        "kind": "BGPSession",
+        "metadata": {"name": "tor-a-n2", "namespace": NS},
+        "spec": {
+            "localIP": "192.0.2.12", "localASN": 65001, "nodeName": "n2",
+            "peerASN": 65000, "peerIP": "192.0.2.1", "peer": "tor-a",
+        },
+    }  # fmt: skip
+    installed.kubectl("apply", "-f", "-", stdin=json.dumps(session))
+    patch = (
+        "client.CustomObjectsApi(api).patch_namespaced_custom_object_status("
+        f"'networking.bgplb.io', 'v1', {NS!r}, 'bgpsessions', 'tor-a-n2', body)"
+    )
+    status = {"status": {"state": "Established"}}
+    out = _as_agent_on(installed, "n1", patch, status)
+    assert "an agent may write only the status of its own node's sessions (n1), not n2's" in out
+    got = json.loads(installed.kubectl("get", "bgpsession", "tor-a-n2", "-n", NS, "-o", "json"))
+    assert "state" not in got.get("status", {})
+    assert _as_agent_on(installed, "n2", patch, status).strip() == "done"
+    installed.kubectl("delete", "bgpsession", "tor-a-n2", "-n", NS)
 
 
 def _kubeconfig_for(installed: Installed, account: str, *bind: str) -> Path:

@@ -26,6 +26,7 @@ from bgplb_lab.daemons import BIRD, FRR, GoBGPd, stop_processes, wait_for
 from bgplb_lab.kube import KubeAPI, free_port
 from bgplb_lab.manifests import gateway, load_balancer
 from bgplb_lab.netns import Host, segment
+from bgplb_lab.topology import process_level
 
 NS = "kube-system"
 CP_VIP = "198.51.100.10/32"
@@ -93,7 +94,8 @@ def env() -> Iterator[Env]:
             pod = static_pod.for_load_balancer(
                 CONFIG[0], "192.0.2.11", "unused", readyz=f"{api.url}/readyz"
             )
-            advertiser = [sys.executable, "-m", "bgplb.cli", *pod["spec"]["containers"][0]["args"]]
+            args = process_level(pod["spec"]["containers"][0]["args"])
+            advertiser = [sys.executable, "-m", "bgplb.cli", *args]
             procs.append(cp1.popen(advertiser, work / "bgpadvertiser.log"))
             agent = api.agent_command(
                 NS,

@@ -562,3 +562,92 @@ def test_witness_addresses_are_published_once_for_every_agent(env: Env) -> None:
 
     expected = {n: f"{ip}:7473" for n, ip in NODES.items()}
     wait_for("every agent's witness in the status", lambda: witnesses() == expected, timeout=30)
+
+
+def test_a_node_flap_is_one_event_not_one_per_service(env: Env) -> None:
+    """Before: "advertising via 2 nodes", then "via 3", on every Service — thousands
+    of Events for one fault. Now the Services' Events stay as they were and the
+    BGPLoadBalancer says it once."""
+    names = [f"flap-{i}" for i in range(4)]
+    for name in names:
+        env.kube.kubectl("apply", "-f", "-", stdin=json.dumps(service(name)))
+
+    def hops(name: str) -> int:
+        route = env.get("bgpadvertisedroute", f"default-default-{name}", "-n", NS)
+        return len(route["spec"]["nextHops"])
+
+    def service_events() -> int:
+        items = env.get("events", "-n", "default")["items"]
+        return sum(
+            e.get("count", 1)
+            for e in items
+            if e["involvedObject"]["kind"] == "Service" and e["involvedObject"]["name"] in names
+        )
+
+    def said_on_the_load_balancer() -> str:
+        items = env.get("events", "-n", NS)["items"]
+        return " ".join(e["message"] for e in items if e["reason"] == "NextHopsChanged")
+
+    try:
+        wait_for("three next hops each", lambda: all(hops(n) == 3 for n in names), timeout=30)
+        wait_for("each Service's first Event", lambda: service_events() >= len(names), timeout=15)
+        before = service_events()
+        env.agents.alive.discard("n3")
+        try:
+            wait_for("n3 withdrawn", lambda: all(hops(n) == 2 for n in names), timeout=20)
+        finally:
+            env.agents.alive.add("n3")
+        wait_for("n3 back", lambda: all(hops(n) == 3 for n in names), timeout=20)
+        time.sleep(2)  # Events are posted after the writes
+        assert service_events() == before
+        said = said_on_the_load_balancer()
+        assert "n3 (192.0.2.13) left the next hops of" in said
+        assert "n3 (192.0.2.13) joined the next hops of" in said
+    finally:
+        for name in names:
+            env.kube.kubectl("delete", "service", name, "-n", "default", check=False)
+
+
+def test_a_mass_withdrawal_without_a_configuration_change_is_paced(env: Env) -> None:
+    """Twenty Services deleted at once (what a cache that lost them would look like):
+    a quarter of the routes and sessions go per 5 s window; the condition says so;
+    all are gone in the end."""
+    pools = env.get("bgploadbalancer", "default", "-n", NS)["spec"]["addressPools"]
+    more = [*pools, {"name": "mass", "addresses": ["198.51.100.0/27"]}]
+    env.kube.kubectl(
+        "patch", "bgploadbalancer", "default", "-n", NS, "--type=merge",
+        "-p", json.dumps({"spec": {"addressPools": more}}),
+    )  # fmt: skip
+    names = [f"mass-{i:02}" for i in range(20)]
+    for name in names:
+        env.kube.kubectl("apply", "-f", "-", stdin=json.dumps(service(name)))
+
+    def routes() -> int:
+        items = env.get("bgpadvertisedroutes", "-n", NS)["items"]
+        return sum(i["metadata"]["name"].startswith("default-default-mass-") for i in items)
+
+    def paced() -> str:
+        status = env.get("bgploadbalancer", "default", "-n", NS).get("status", {})
+        found = [c for c in status.get("conditions", []) if c["type"] == "WithdrawalsPaced"]
+        return found[0]["status"] if found else ""
+
+    try:
+        wait_for("twenty routes", lambda: routes() == 20, timeout=60)
+        env.kube.kubectl("delete", "service", *names, "-n", "default", "--wait=false")
+        seen, deadline = [], time.monotonic() + 4
+        while time.monotonic() < deadline:
+            seen.append(routes())
+            time.sleep(0.2)
+        # A window's budget is a quarter of what is in force (20 routes, 4 sessions):
+        # 6. Four seconds can touch two windows; without the bound all went at once.
+        assert min(seen) >= 20 - 2 * 6, seen
+        assert min(seen) < 20, seen  # but some did go at once
+        assert paced() == "True"
+        wait_for("every route gone, paced", lambda: routes() == 0, timeout=60)
+        wait_for("the condition cleared", lambda: paced() == "False", timeout=15)
+    finally:
+        env.kube.kubectl("delete", "service", *names, "-n", "default", "--ignore-not-found")
+        env.kube.kubectl(
+            "patch", "bgploadbalancer", "default", "-n", NS, "--type=merge",
+            "-p", json.dumps({"spec": {"addressPools": pools}}),
+        )  # fmt: skip

@@ -8,7 +8,6 @@ from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
 from bgplb.agent.desired import ADD_PATH_SEND_MAX, node_desired
-from bgplb.agent.lease import FenceClock
 from bgplb.agent.speaker.fake import FakeSpeaker
 from bgplb.agent.speaker.model import PathConfig, PeerStatus, SpeakerConfig, path_identifier
 from bgplb.agent.status import Reporter, session_status
@@ -145,14 +144,6 @@ def test_reporter_writes_changes_and_slow_refreshes_only() -> None:
     )
     assert reporter.due("s", down)
     assert down.advertised_routes == []  # nothing is advertised on a session that is down
-
-
-def test_fence_clock() -> None:
-    clock = FenceClock(duration=3, margin=1)
-    assert clock.must_fence(100.0)  # never renewed: cannot know the IPs were not moved
-    clock.renewed(100.0)
-    assert not clock.must_fence(101.9)
-    assert clock.must_fence(102.0)
 
 
 def test_fake_speaker_counts_changes_and_is_idempotent() -> None:

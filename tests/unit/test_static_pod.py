@@ -62,8 +62,13 @@ def test_each_node_peers_with_its_mapped_peers_only(tmp_path: Path, node: str, p
     assert f"--local-ip={node}" in args
     assert "--advertise-ip=203.0.113.8" in args
     assert f"--readyz=https://{node}:6443/readyz" in args
-    assert container["securityContext"]["runAsNonRoot"] is True
+    # gRPC on a unix socket in a host directory, never on TCP; root with no capability
+    # (to own the socket there), nothing else
+    assert "--api=unix:///run/bgplb/control-plane/gobgpd.sock" in args
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    assert mounts["socket"] == "/run/bgplb/control-plane"
     assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
 
 
 @pytest.mark.parametrize(

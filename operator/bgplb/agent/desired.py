@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 
 from bgplb.agent.speaker.model import PathConfig, PeerConfig, SpeakerConfig, path_identifier
@@ -32,6 +32,8 @@ class NodeDesired:
     """This node's sessions by name, for status reports."""
     missing_passwords: Mapping[str, SecretKey]
     """Sessions left out because their password Secret could not be read."""
+    refused_routes: Mapping[str, str] = field(default_factory=dict)
+    """Prefix → why the agent will not advertise it (not a /32 in a pool)."""
 
 
 def _peer(name: str, spec: BGPSessionSpec, password: str) -> PeerConfig:
@@ -91,6 +93,26 @@ def service_paths(
     return frozenset(paths)
 
 
+def advertisable(
+    routes: Iterable[BGPAdvertisedRouteSpec], pools: tuple[tuple[int, int], ...] | None
+) -> tuple[list[BGPAdvertisedRouteSpec], dict[str, str]]:
+    """The routes this agent may advertise, and why each other is refused: only a /32
+    inside an address pool (`pools` None: not known, a desired file without a
+    BGPLoadBalancer; only the /32 rule). A route object written by mistake or by a
+    hand other than the controller's must not announce 0.0.0.0/0 to the fabric."""
+    kept, refused = [], {}
+    for route in routes:
+        prefix = route.prefix
+        address = int(prefix.network_address)
+        if prefix.prefixlen != 32:
+            refused[str(prefix)] = f"{prefix}: only /32 VIPs are advertised"
+        elif pools is not None and not any(a <= address <= b for a, b in pools):
+            refused[str(prefix)] = f"{prefix}: not in any address pool of the BGPLoadBalancer"
+        else:
+            kept.append(route)
+    return kept, refused
+
+
 def node_desired(
     node: str,
     node_ip: IPv4Address,
@@ -99,12 +121,15 @@ def node_desired(
     routes: Iterable[BGPAdvertisedRouteSpec],
     floating_ips: Iterable[IPv4Address],
     passwords: Mapping[SecretKey, str],
+    pools: tuple[tuple[int, int], ...] | None = None,
 ) -> NodeDesired:
     """This node's service sessions and their paths; every session of the node (the
     control-plane ones included) for status reports."""
     mine = {k: v for k, v in sessions.items() if v.node_name == node}
     service = {k: v for k, v in mine.items() if v.type == "Service"}
-    route_list = list(routes)
+    route_list, refused = advertisable(
+        (r for r in routes if r.service is not None and r.next_hops), pools
+    )
     add_path = any(s.add_path for s in service.values())
     missing: dict[str, SecretKey] = {}
     return NodeDesired(
@@ -112,4 +137,5 @@ def node_desired(
         floating_ips=frozenset(floating_ips),
         sessions=mine,
         missing_passwords=missing,
+        refused_routes=refused,
     )

@@ -1,9 +1,7 @@
 """The node's Lease: renewed every second; the controller's liveness signal.
 
-Self-fencing: the controller moves a node's floating IPs once its Lease expires. So
-an agent that has not renewed for `duration - margin` drops its floating IPs first —
-an address is then never live on two nodes, even across a partition from the API —
-unless its witnesses say the API server is down for everyone (see witness.py).
+The controller moves a node's floating IPs once its Lease expires; what the agent
+does when it cannot renew is fencing.py's.
 """
 
 from __future__ import annotations
@@ -23,24 +21,6 @@ DEFAULT_DURATION = 3.0
 
 def lease_name(node: str) -> str:
     return LEASE_PREFIX + node
-
-
-@dataclass
-class FenceClock:
-    """When the last renewal is too old to keep holding floating IPs."""
-
-    duration: float = DEFAULT_DURATION
-    margin: float = 1.0
-    last_renewed: float | None = None
-
-    def renewed(self, at: float) -> None:
-        self.last_renewed = at
-
-    def must_fence(self, now: float) -> bool:
-        # Until a first renewal the agent cannot know its IPs were not moved meanwhile.
-        if self.last_renewed is None:
-            return True
-        return now - self.last_renewed >= self.duration - self.margin
 
 
 def _micro_time(t: dt.datetime) -> str:

@@ -27,8 +27,9 @@ import grpc
 
 from bgplb.agent import metrics, witness
 from bgplb.agent.desired import NodeDesired, node_desired
+from bgplb.agent.fencing import Fencing, Verdict
 from bgplb.agent.floating import NetlinkThread
-from bgplb.agent.lease import FenceClock, LeaseKeeper
+from bgplb.agent.lease import LeaseKeeper
 from bgplb.agent.source import (
     FileSource,
     Inputs,
@@ -64,7 +65,10 @@ class Agent:
     floating: NetlinkThread
     writer: StatusWriter
     lease: LeaseKeeper | None = None
-    clock: FenceClock | None = None
+    fencing: Fencing | None = None
+    """Self-fencing state (None: no Lease, nothing to fence against)."""
+    witness_key: bytes | None = None
+    """The key witness answers are signed with (None: no witnesses; fence on failure)."""
     resync_seconds: float = 5.0
     reporter: Reporter = field(default_factory=Reporter)
     desired: NodeDesired | None = None
@@ -72,27 +76,18 @@ class Agent:
     """The service speaker's neighbours, by address."""
     control_plane_peers: dict[IPv4Address, PeerStatus] = field(default_factory=dict)
     """The static Pod speaker's: kept apart, since both may peer with one router."""
-    fenced: bool | None = None
-    """Whether this node must not hold floating IPs; None until the first Lease renewal
-    or witness verdict (until then the interfaces are left as they are)."""
-    kept_by_witnesses: bool = False
-    contact_since: float | None = None
-    failing_since: float | None = None
-    """When the first failed renewal since the last success started (None: none)."""
-    """Since when every Lease renewal has succeeded (None: the last one failed)."""
     plumbed: frozenset[IPv4Address] | None = None
     """Floating IPs on this node now; read from the interfaces at start."""
-    recovered_at: float = 0.0
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     reconciled_at: float = field(default_factory=time.monotonic)
     last_inputs: Inputs | None = None
     state_file: Path | None = None
 
-    def witnesses(self) -> list[str]:
-        """The other agents' witness addresses, as the controller last published them
-        (no LIST of every Lease: they change only when nodes come or go)."""
+    def witnesses(self) -> dict[str, str]:
+        """The other agents' witness addresses by node, as the controller last
+        published them (no LIST of every Lease: they change only when nodes come or go)."""
         known = self.last_inputs.witnesses if self.last_inputs else {}
-        return sorted(address for node, address in known.items() if node != self.node)
+        return {node: address for node, address in known.items() if node != self.node}
 
     def healthy(self) -> bool:
         return time.monotonic() - self.reconciled_at < 6 * self.resync_seconds
@@ -133,13 +128,22 @@ class Agent:
             routes=inputs.routes,
             floating_ips=(ip for ip, holder in inputs.floating_ips.items() if holder == self.node),
             passwords=inputs.passwords,
+            pools=inputs.pools,
         )
+        if desired.refused_routes and (
+            self.desired is None or self.desired.refused_routes != desired.refused_routes
+        ):
+            log.warning(
+                "refusing to advertise routes",
+                extra={"routes": dict(sorted(desired.refused_routes.items())[:20])},
+            )
+        metrics.ROUTES_REFUSED.set(len(desired.refused_routes))
         self.desired = desired
         if self.plumbed is None:
             self.plumbed = await self.floating.ours()
-        may = self._may_plumb()
-        ips = desired.floating_ips if may else frozenset()
-        if may is None:  # a restart: keep what this node holds until the Lease says more
+        verdict = self._verdict()
+        ips = desired.floating_ips if verdict is Verdict.ALLOW else frozenset()
+        if verdict is Verdict.KEEP:  # a start: keep what this node holds until the Lease says
             ips = self.plumbed
         # New floating IPs first, so new sessions can bind at once; old ones last, so
         # sessions leaving this node still send their Cease from the old address and
@@ -159,31 +163,17 @@ class Agent:
         metrics.mark_reconciled()
         await self.report()
 
-    def _may_plumb(self) -> bool | None:
-        if self.clock is None:
-            return True
-        if self.fenced is None:
-            return None
-        if self.fenced:
-            return False
-        # After a fence, wait one lease period: by then the controller has either
-        # moved the IPs (and the source says so) or kept them here.
-        now = time.monotonic()
-        return not self.recovered_at or now - self.recovered_at >= self.clock.duration
+    def _verdict(self) -> Verdict:
+        if self.fencing is None:
+            return Verdict.ALLOW
+        return self.fencing.verdict(time.monotonic())
 
     def api_reachable_for(self) -> float:
-        """What this agent tells other agents that ask it as a witness: for how long it
-        has been renewing its Lease without a failure (0: it cannot now)."""
-        now = time.monotonic()
-        if self.clock is None or self.contact_since is None or self.clock.must_fence(now):
-            return 0.0
-        return now - self.contact_since
+        """What this agent tells other agents that ask it as a witness."""
+        return self.fencing.reachable_for(time.monotonic()) if self.fencing else 0.0
 
     def api_renewed_ago(self) -> float | None:
-        """What a witness also says: how long ago its last renewal succeeded."""
-        if self.clock is None or self.clock.last_renewed is None:
-            return None
-        return time.monotonic() - self.clock.last_renewed
+        return self.fencing.renewed_ago(time.monotonic()) if self.fencing else None
 
     # --- status ----------------------------------------------------------------
 
@@ -278,74 +268,61 @@ class Agent:
 
     async def lease_loop(self) -> None:
         assert self.lease is not None
-        assert self.clock is not None
+        assert self.fencing is not None
         while True:
             started = time.monotonic()
+            before = self.fencing
             try:
                 addresses = await self.floating.node_addresses()
                 await asyncio.to_thread(self.lease.renew, dt.datetime.now(dt.UTC), addresses)
-                self.clock.renewed(time.monotonic())
-                self.failing_since = None
-                if self.contact_since is None:
-                    self.contact_since = time.monotonic()
-                self.kept_by_witnesses = False
-                if self.fenced:
-                    self.recovered_at = time.monotonic()
+                self.fencing = self.fencing.renewed(time.monotonic())
+                if before.fenced:
                     log.info("lease renewed again; floating IPs return after one lease period")
-                    asyncio.get_running_loop().call_later(self.clock.duration, self.wake.set)
-                if self.fenced is not False:
-                    self.fenced = False
-                    self.wake.set()
+                    loop = asyncio.get_running_loop()
+                    loop.call_later(self.fencing.duration, self.wake.set)
             except Exception as e:
-                self.contact_since = None
-                if self.failing_since is None:
-                    self.failing_since = started
+                self.fencing = self.fencing.renewal_failed(started)
                 metrics.API_ERRORS.labels("lease").inc()
                 log.warning("cannot renew lease", extra={"error": str(e)})
-            if self.fenced is not True and self.clock.must_fence(time.monotonic()):
-                await self._fence_or_keep()
+            if self.fencing.must_ask(time.monotonic()):
+                await self._ask_witnesses()
+            if self.fencing.verdict(time.monotonic()) != before.verdict(time.monotonic()):
+                self.wake.set()
             await asyncio.sleep(max(0.0, 1.0 - (time.monotonic() - started)))
 
-    async def _fence_or_keep(self) -> None:
-        assert self.clock is not None
-        witnesses = self.witnesses()
-        answers = await witness.ask(witnesses) if witnesses else []
-        # Witnesses only just back in contact mean the API server is just back: the
-        # controller gives every node a fresh lease period then, and this agent's
-        # next renewal (within a second) will succeed too. Fence only once a witness
-        # has been in contact for as long as this agent has been out of it.
-        settled = self.clock.duration - self.clock.margin
-        now = time.monotonic()
-        failing_for = now - (self.failing_since or self.clock.last_renewed or now)
-        if witness.keep_floating_ips(answers, settled, failing_for):
-            if not self.kept_by_witnesses:
-                self.kept_by_witnesses = True
+    async def _ask_witnesses(self) -> None:
+        assert self.fencing is not None
+        known = self.witnesses() if self.witness_key else {}
+        answers = await witness.ask(known, self.witness_key) if self.witness_key and known else {}
+        was = self.fencing
+        self.fencing = was.answered(answers, len(known), time.monotonic())
+        answered = sum(a is not None for a in answers.values())
+        if self.fencing.kept_by_witnesses:
+            if not was.kept_by_witnesses:
                 log.warning(
-                    "API server unreachable from every witness: keeping floating IPs",
-                    extra={"witnesses": len(answers)},
+                    "API server unreachable from a quorum of witnesses: keeping floating IPs",
+                    extra={"witnesses": len(known), "answered": answered},
                 )
-            if self.fenced is None:
-                self.fenced = False
-                self.wake.set()
             return
-        self.fenced = True
-        self.kept_by_witnesses = False
+        # Drop them now, not at the next reconcile: the controller may move them soon.
         await self.floating.sync(frozenset())
         self.plumbed = frozenset()
         metrics.FENCES.inc()
         log.warning(
             "lease not renewed in time: floating IPs dropped (self-fencing)",
-            extra={
-                "witnesses_asked": len(answers),
-                "answered": sum(a is not None for a in answers),
-            },
+            extra={"witnesses": len(known), "answered": answered},
         )
 
     async def hand_over(self, grace: float) -> None:
         """Stopping (a rollout, a Pod deleted): renew the Lease once for `grace`
         seconds, so the controller leaves this node's floating IPs in place until the
         next agent renews. A fenced agent asks nothing: its IPs are gone already."""
-        if self.lease is None or grace <= 0 or self.fenced is not False:
+        if (
+            self.lease is None
+            or grace <= 0
+            or self.fencing is None
+            or self.fencing.fenced is not False
+        ):
             return
         try:
             addresses = await self.floating.node_addresses()
@@ -432,10 +409,27 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="port on the node IP where other agents ask whether this one reaches the API "
         "server (decides self-fencing); 0 to disable",
     )
+    p.add_argument(
+        "--witness-key-file",
+        type=Path,
+        default=None,
+        help="the key witness answers are signed with, shared by every agent (the chart's "
+        "Secret); without it this agent neither asks nor answers, and fences whenever its "
+        "Lease renewals fail",
+    )
     args = p.parse_args(argv)
     if args.node_ip is None:
         p.error("--node-ip (or NODE_IP) is required")
+    if args.witness_key_file is not None:
+        try:
+            witness.read_key(args.witness_key_file)
+        except (OSError, ValueError) as e:
+            p.error(f"--witness-key-file: {e}")
     return args
+
+
+def _witnessing(args: argparse.Namespace) -> bool:
+    return bool(args.witness_port and args.witness_key_file)
 
 
 def build(args: argparse.Namespace) -> Agent:
@@ -453,16 +447,16 @@ def build(args: argparse.Namespace) -> Agent:
         if args.status_file
         else KubeStatusWriter(api, args.namespace)
     )
-    lease = clock = None
+    lease = fencing = None
     if coordination is not None:
         lease = LeaseKeeper(
             coordination,
             args.namespace,
             args.node,
             args.lease_duration,
-            witness=f"{args.node_ip}:{args.witness_port}" if args.witness_port else None,
+            witness=f"{args.node_ip}:{args.witness_port}" if _witnessing(args) else None,
         )
-        clock = FenceClock(duration=args.lease_duration)
+        fencing = Fencing(duration=args.lease_duration)
     return Agent(
         node=args.node,
         node_ip=args.node_ip,
@@ -474,7 +468,8 @@ def build(args: argparse.Namespace) -> Agent:
         floating=floating,
         writer=writer,
         lease=lease,
-        clock=clock,
+        fencing=fencing,
+        witness_key=witness.read_key(args.witness_key_file) if args.witness_key_file else None,
         reporter=Reporter(refresh_seconds=args.status_refresh),
         state_file=args.state_file,
     )
@@ -499,13 +494,14 @@ def main(argv: list[str] | None = None) -> int:
             host, _, port = args.metrics_address.rpartition(":")
             runner = await metrics.serve(host, int(port), agent.healthy)
         witness_runner = None
-        if agent.lease is not None and args.witness_port:
+        if agent.lease is not None and agent.witness_key is not None and args.witness_port:
             witness_runner = await witness.serve(
                 str(args.node_ip),
                 args.witness_port,
                 args.node,
-                agent.api_reachable_for,
-                agent.api_renewed_ago,
+                key=agent.witness_key,
+                reachable_for=agent.api_reachable_for,
+                renewed_ago=agent.api_renewed_ago,
             )
         try:
             with contextlib.suppress(asyncio.CancelledError):

@@ -21,6 +21,10 @@ FENCES = Counter(
 API_ERRORS = Counter(
     "bgplb_agent_api_errors_total", "Failed calls to the Kubernetes API.", ["call"]
 )
+ROUTES_REFUSED = Gauge(
+    "bgplb_agent_routes_refused",
+    "Routes this agent will not advertise: not a /32 inside an address pool.",
+)
 SPEAKER_ERRORS = Counter("bgplb_agent_speaker_errors_total", "Failed calls to gobgpd.")
 RECONCILED_AT = Gauge(
     "bgplb_agent_last_reconcile_timestamp_seconds", "When the agent last reconciled."

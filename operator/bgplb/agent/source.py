@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import json
 import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -28,6 +29,7 @@ from bgplb.api import (
     BGPSessionSpec,
     NetworkGatewayGroup,
 )
+from bgplb.api.bgploadbalancer import PoolEntryError, parse_pool_entry
 from bgplb.api.common import read
 from bgplb.core.objects import NODE_LABEL
 
@@ -44,6 +46,10 @@ class Inputs:
     witnesses: Mapping[str, str] = field(default_factory=dict)
     """Node → witness address (NetworkGatewayGroup status), kept on disk with the rest
     so an agent restarted during an API outage still knows whom to ask."""
+    pools: tuple[tuple[int, int], ...] | None = None
+    """The `default` BGPLoadBalancer's address pools as inclusive integer ranges: the
+    only addresses the agent advertises. None: no BGPLoadBalancer read (a desired
+    file without one: not checked)."""
 
 
 class Source(Protocol):
@@ -75,6 +81,7 @@ class _Collected:
     floating: dict[IPv4Address, str] = field(default_factory=dict)
     passwords: dict[SecretKey, str] = field(default_factory=dict)
     witnesses: dict[str, str] = field(default_factory=dict)
+    pools: tuple[tuple[int, int], ...] | None = None
 
     def add(self, obj: Mapping[str, Any]) -> None:
         kind = obj.get("kind")
@@ -87,6 +94,8 @@ class _Collected:
             status = read(NetworkGatewayGroup, obj).status
             self.floating = {IPv4Address(ip): node for ip, node in status.floating_ips.items()}
             self.witnesses = dict(status.witnesses)
+        elif kind == "BGPLoadBalancer" and obj["metadata"]["name"] == "default":
+            self.pools = pool_ranges(obj)
         elif kind == "Secret":
             name = obj["metadata"]["name"]
             self.passwords.update({(name, k): v for k, v in _secret_values(obj).items()})
@@ -105,7 +114,27 @@ def inputs_from(objects: list[Mapping[str, Any]]) -> Inputs:
                 extra={"kind": obj.get("kind"), "object": obj.get("metadata", {}).get("name"),
                        "error": str(e)[:500]},
             )  # fmt: skip
-    return Inputs(got.sessions, tuple(got.routes), got.floating, got.passwords, got.witnesses)
+    return Inputs(
+        got.sessions, tuple(got.routes), got.floating, got.passwords, got.witnesses, got.pools
+    )
+
+
+def pool_ranges(obj: Mapping[str, Any]) -> tuple[tuple[int, int], ...]:
+    """Every pool entry's addresses, read leniently: an entry the model refuses (a
+    CIDR with host bits set) still says which addresses the user meant; one that is
+    not an address at all is left out."""
+    ranges = []
+    for pool in (obj.get("spec") or {}).get("addressPools") or []:
+        for entry in pool.get("addresses") or []:
+            try:
+                ranges.append(parse_pool_entry(str(entry)))
+            except PoolEntryError:
+                try:
+                    net = IPv4Network(str(entry), strict=False)
+                except ValueError:
+                    continue
+                ranges.append((int(net.network_address), int(net.broadcast_address)))
+    return tuple(sorted(ranges))
 
 
 @dataclass
@@ -145,6 +174,9 @@ class KubeSource:
     namespace: str
     node: str
     _cache: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    _pools: tuple[tuple[int, int], ...] = ()
+    """The last pools read: kept while the BGPLoadBalancer is missing (its deletion is
+    refused while in use; the routes it owns go with it anyway)."""
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _queue: asyncio.Queue[None] | None = None
     _loop: asyncio.AbstractEventLoop | None = None
@@ -154,6 +186,7 @@ class KubeSource:
             "bgpsessions": f"{NODE_LABEL}={self.node}",
             "bgpadvertisedroutes": "",
             "networkgatewaygroups": "",
+            "bgploadbalancers": "",
         }
 
     def read(self) -> Inputs:
@@ -182,7 +215,11 @@ class KubeSource:
                 )
                 continue
             objects.append({"kind": "Secret", "metadata": {"name": name}, "data": secret.data})
-        return inputs_from(objects)
+        inputs = inputs_from(objects)
+        if inputs.pools is None:
+            return dataclasses.replace(inputs, pools=self._pools)
+        self._pools = inputs.pools
+        return inputs
 
     def _notify(self) -> None:
         if self._loop is not None and self._queue is not None:
@@ -273,6 +310,7 @@ def save_inputs(path: Path, inputs: Inputs) -> None:
         "floatingIPs": {str(k): v for k, v in inputs.floating_ips.items()},
         "passwords": [[name, key, value] for (name, key), value in inputs.passwords.items()],
         "witnesses": dict(inputs.witnesses),
+        "pools": None if inputs.pools is None else [list(r) for r in inputs.pools],
     }
     tmp = path.with_suffix(".tmp")
     tmp.touch(mode=0o600)
@@ -288,4 +326,5 @@ def load_inputs(path: Path) -> Inputs:
         floating_ips={IPv4Address(k): v for k, v in data["floatingIPs"].items()},
         passwords={(name, key): value for name, key, value in data["passwords"]},
         witnesses=dict(data.get("witnesses") or {}),
+        pools=None if data.get("pools") is None else tuple((a, b) for a, b in data["pools"]),
     )

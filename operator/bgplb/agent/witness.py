@@ -3,32 +3,29 @@
 An agent that cannot renew its Lease cannot tell, alone, a partition (only it is cut
 off: the controller will move its floating IPs, so it must drop them first) from an API
 server outage (nobody can move anything: dropping them would take the data plane down
-for nothing). It asks the other agents on the node network:
-
-- some witness has reached the API server for a while *and* renewed after this agent
-  began failing → this node is partitioned → fence;
-- witnesses answer and none has (none reaches it; or only since moments ago: the API
-  server is just back, and the controller gives every node a fresh lease period then;
-  or its last renewal came before this agent's first failure: the API server has just
-  gone, for everyone, and the witness has not tried since) → keep, and ask again a
-  second later;
-- no witness answers → this node is isolated → fence.
-
-The third case was found on real kubelets, where agents renew out of phase: at the
-start of an outage a witness that last renewed 0.2 s before it still reported "in
-contact for minutes", and every agent behind it in phase fenced.
+for nothing). It asks every other agent on the node network; the decision is
+fencing.py's.
 
 Each agent serves its own view on `<node-ip>:<port>/witness` and advertises that
-address in its Lease, where the others find it.
+address in its Lease; the controller publishes the list in the NetworkGatewayGroup's
+status. Answers are authenticated with a key every agent shares (a Secret the chart
+creates, as MetalLB's speakers share one for memberlist): the asker sends a fresh
+nonce, the witness signs its answer, which names its node and repeats the nonce,
+with HMAC-SHA256. A forged, replayed or misdirected answer counts as no answer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
+import json
 import logging
-import random
-from collections.abc import Callable, Iterable, Sequence
+import math
+import secrets
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import aiohttp
 from aiohttp import web
@@ -36,10 +33,8 @@ from aiohttp import web
 log = logging.getLogger("bgplb.agent")
 
 WITNESS_ANNOTATION = "networking.bgplb.io/witness"
-ASKED_AT_ONCE = 5
-SLACK = 0.2
-"""Seconds a witness's renewal must follow this agent's first failure to count: the
-two clocks only meet through a request's round trip."""
+ASKED_AT_ONCE = 64
+"""Concurrent requests; every known witness is asked, for the quorum."""
 
 
 @dataclass(frozen=True)
@@ -51,66 +46,106 @@ class Answer:
     """Seconds since its last successful renewal (None: never, or not said)."""
 
 
-def keep_floating_ips(answers: Iterable[Answer | None], settled: float, failing_for: float) -> bool:
-    """True only if some witness answered and none shows the API server up for others:
-    in contact for `settled` seconds and renewed within the `failing_for` seconds this
-    agent has been failing. None: no answer."""
-    heard = [a for a in answers if a is not None]
-
-    def api_up_for_it(a: Answer) -> bool:
-        renewed_since_i_failed = a.renewed_ago is None or a.renewed_ago < failing_for - SLACK
-        return a.reachable_for >= settled and renewed_since_i_failed
-
-    return bool(heard) and not any(api_up_for_it(a) for a in heard)
-
-
 def parse(body: object) -> Answer | None:
     """A witness's reply; None (as no answer) when it is not what a witness sends."""
     if not isinstance(body, dict):
         return None
     reachable, renewed = body.get("reachableForSeconds"), body.get("renewedSecondsAgo")
-    numbers = (int, float)
-    if not isinstance(reachable, numbers) or isinstance(reachable, bool):
+
+    def seconds(value: object) -> bool:
+        return (
+            isinstance(value, int | float)
+            and not isinstance(value, bool)
+            and math.isfinite(value)
+            and value >= 0
+        )
+
+    if not seconds(reachable) or (renewed is not None and not seconds(renewed)):
         return None
-    if renewed is not None and (not isinstance(renewed, numbers) or isinstance(renewed, bool)):
-        return None
-    return Answer(float(reachable), None if renewed is None else float(renewed))
+    return Answer(float(reachable), None if renewed is None else float(renewed))  # type: ignore[arg-type]
 
 
-async def ask(addresses: Sequence[str], timeout: float = 0.5) -> list[Answer | None]:
-    """Ask up to ASKED_AT_ONCE witnesses (`host:port`) at once."""
-    chosen = random.sample(list(addresses), min(ASKED_AT_ONCE, len(addresses)))
+SIGNATURE_HEADER = "X-Bgplb-Signature"
+NONCE_BYTES = 16
+
+
+def sign(key: bytes, body: bytes) -> str:
+    return hmac.new(key, body, hashlib.sha256).hexdigest()
+
+
+def verify(key: bytes, body: bytes, signature: str, nonce: str, node: str) -> Answer | None:
+    """The answer in `body` if it is signed with `key`, for this `nonce`, by `node`."""
+    if not hmac.compare_digest(sign(key, body), signature):
+        return None
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or data.get("nonce") != nonce or data.get("node") != node:
+        return None
+    return parse(data)
+
+
+def read_key(path: Path) -> bytes:
+    """The shared key, from the mounted Secret; an error naming the file if unusable."""
+    key = path.read_bytes().strip()
+    if len(key) < 16:
+        raise ValueError(f"{path}: the witness key must be at least 16 bytes, got {len(key)}")
+    return key
+
+
+async def ask(
+    witnesses: Mapping[str, str], key: bytes, timeout: float = 0.5
+) -> dict[str, Answer | None]:
+    """Ask every witness (node → `host:port`) at once; node → its verified answer."""
     client_timeout = aiohttp.ClientTimeout(total=timeout)
 
-    async def one(session: aiohttp.ClientSession, address: str) -> Answer | None:
+    async def one(session: aiohttp.ClientSession, node: str, address: str) -> Answer | None:
+        nonce = secrets.token_hex(NONCE_BYTES)
         try:
-            async with session.get(f"http://{address}/witness") as reply:
+            url = f"http://{address}/witness"
+            async with session.get(url, params={"nonce": nonce}) as reply:
                 if reply.status != 200:
                     return None
-                return parse(await reply.json())
+                body = await reply.read()
+                return verify(key, body, reply.headers.get(SIGNATURE_HEADER, ""), nonce, node)
         except (aiohttp.ClientError, TimeoutError, ValueError, TypeError):
             return None
 
-    async with aiohttp.ClientSession(timeout=client_timeout) as session:
-        return list(await asyncio.gather(*(one(session, a) for a in chosen)))
+    connector = aiohttp.TCPConnector(limit=ASKED_AT_ONCE)
+    async with aiohttp.ClientSession(timeout=client_timeout, connector=connector) as session:
+        nodes = sorted(witnesses)
+        answers = await asyncio.gather(*(one(session, n, witnesses[n]) for n in nodes))
+        return dict(zip(nodes, answers, strict=True))
 
 
 async def serve(
     host: str,
     port: int,
     node: str,
+    *,
+    key: bytes,
     reachable_for: Callable[[], float],
     renewed_ago: Callable[[], float | None],
 ) -> web.AppRunner:
-    async def witness(_: web.Request) -> web.Response:
+    async def witness(request: web.Request) -> web.Response:
+        nonce = request.query.get("nonce", "")
+        if len(nonce) != 2 * NONCE_BYTES or not all(c in "0123456789abcdef" for c in nonce):
+            return web.Response(status=400, text="nonce: 32 lowercase hex digits required")
         seconds = reachable_for()
-        return web.json_response(
+        body = json.dumps(
             {
                 "node": node,
+                "nonce": nonce,
                 "apiReachable": seconds > 0,
                 "reachableForSeconds": seconds,
                 "renewedSecondsAgo": renewed_ago(),
             }
+        ).encode()
+        return web.Response(
+            body=body,
+            content_type="application/json",
+            headers={SIGNATURE_HEADER: sign(key, body)},
         )
 
     app = web.Application()

@@ -193,7 +193,9 @@ class Controller:
                 continue  # writes would fail, or judge nodes on what it could not see
             # A Lease going orphan is, like expiry, the absence of events.
             orphans = orphan_leases(self.state, time.monotonic(), self.lease_expiry)
-            if not self.trigger.is_set() and live == self._live and not orphans:
+            again_at = self.reconciler.again_at
+            due = again_at is not None and time.monotonic() >= again_at
+            if not self.trigger.is_set() and live == self._live and not orphans and not due:
                 continue
             await asyncio.sleep(self.debounce)
             self.trigger.clear()

@@ -10,6 +10,13 @@ RECONCILE_SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 WRITES = Counter("bgplb_api_writes_total", "Objects and statuses written to the API.")
+WITHDRAWALS_HELD = Gauge(
+    "bgplb_withdrawals_held",
+    "Routes and sessions kept for now although the plan withdraws them (paced).",
+)
+EVENTS_DROPPED = Counter(
+    "bgplb_events_dropped_total", "Events not posted: their object's rate limit was reached."
+)
 API_ERRORS = Counter("bgplb_api_errors_total", "Failed API calls, by call.", ["call"])
 SESSIONS = Gauge("bgplb_sessions", "BGPSession objects by reported state.", ["state"])
 ROUTES = Gauge("bgplb_routes_advertised", "Service routes (VIPs) advertised.")

@@ -8,7 +8,7 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
@@ -21,8 +21,10 @@ from bgplb.api.networkgatewaygroup import NetworkGatewayGroupStatus
 from bgplb.controller import metrics
 from bgplb.controller.diff import Writes, diff_objects, status_differs
 from bgplb.controller.disruption import GuardState, Liveness, step
+from bgplb.controller.events import EventLimiter, event_name, next_hop_changes
 from bgplb.controller.prune import orphan_leases
 from bgplb.controller.snapshot import ClusterState, observed_live, snapshot_from, witnesses
+from bgplb.controller.withdrawals import PACE_SECONDS, Bounded, Window, bound, window
 from bgplb.core.objects import gateway_status, route_objects, session_objects
 from bgplb.core.plan import DesiredState, plan, with_decisions
 
@@ -62,6 +64,14 @@ def _frozen_message(liveness: Liveness) -> str:
     )
 
 
+def _paced_message(bounded: Bounded) -> str:
+    return (
+        f"{bounded.withdrawn + bounded.held} routes and sessions would go at once, with no "
+        f"configuration change; withdrawing {bounded.withdrawn} now and the rest "
+        f"{PACE_SECONDS:g} s apart, in case the input that says so is wrong"
+    )
+
+
 def replacing(path: str, value: Any) -> list[dict[str, Any]]:
     """A JSON patch that stores `value` whole at `path`. A merge patch would keep
     every key the new value leaves out (a removed floating IP, a removed
@@ -88,9 +98,18 @@ class Reconciler:
     """The disruption guard's memory as of the last plan (window: one Lease duration)."""
     liveness: Liveness = field(default_factory=lambda: Liveness(frozenset(), False))
     held_because: str = ""
+    config_seen: tuple[object, ...] | None = None
+    """The configuration's generations at the last plan (a change: withdrawals asked)."""
+    paced: Bounded | None = None
+    """The last plan's withdrawals, when some were put off."""
+    again_at: float | None = None
+    withdrawals: Window | None = None
+    """When to reconcile again although nothing changed (paced withdrawals)."""
     """Why the last good plan is being kept (a singleton that does not parse)."""
     previous: DesiredState | None = None
-    announced: dict[str, str] = field(default_factory=dict)
+    announced: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """Service → (reason, VIP) its last Event was about."""
+    events: EventLimiter = field(default_factory=EventLimiter)
 
     @property
     def namespace(self) -> str:
@@ -122,10 +141,28 @@ class Reconciler:
         if self.previous is not None:
             # Decisions not yet seen back through the watches still count as current.
             snapshot = with_decisions(snapshot, self.previous)
-        desired = plan(snapshot)
+        config = self._config_generations()
+        in_force = len(self.previous.routes) + len(self.previous.sessions) if self.previous else 0
+        budget = window(self.withdrawals, in_force, now)
+        bounded = bound(
+            self.previous,
+            plan(snapshot),
+            asked=config != self.config_seen,
+            allowed=budget.allowed - budget.used,
+        )
+        self.withdrawals = replace(budget, used=budget.used + bounded.withdrawn)
+        desired = bounded.desired
+        await self._note_pacing(bounded)
         writes = await self._apply(desired, problems)
+        if self.previous is not None:
+            names = {n.ip: n.name for n in snapshot.nodes}
+            changed = next_hop_changes(self.previous.routes, desired.routes, names)
+            raw_lb = self.state.load_balancers.get("default")
+            if changed and raw_lb is not None:
+                await self.post_event(raw_lb, "Normal", "NextHopsChanged", changed)
         self.previous = desired
         self.guard = guarded
+        self.config_seen = config
         metrics.RECONCILE_SECONDS.observe(time.perf_counter() - started)
         metrics.ROUTES.set(len(desired.routes))
         if writes:
@@ -138,6 +175,30 @@ class Reconciler:
                 },
             )
         return writes
+
+    def _config_generations(self) -> tuple[object, ...]:
+        """What the user configures: a change here asked for whatever it withdraws."""
+
+        def generation(raw: Mapping[str, Any] | None) -> object:
+            return None if raw is None else raw["metadata"].get("generation")
+
+        return (
+            generation(self.state.load_balancers.get("default")),
+            generation(self.state.gateways.get("default")),
+            tuple(sorted((n, generation(r)) for n, r in self.state.peers.items())),
+        )
+
+    async def _note_pacing(self, bounded: Bounded) -> None:
+        was, self.paced = self.paced, bounded if bounded.held else None
+        metrics.WITHDRAWALS_HELD.set(bounded.held)
+        assert self.withdrawals is not None
+        self.again_at = self.withdrawals.started + PACE_SECONDS if bounded.held else None
+        if bounded.held and was is None:
+            message = _paced_message(bounded)
+            log.warning("withdrawals paced", extra={"now": bounded.withdrawn, "held": bounded.held})
+            raw = self.state.load_balancers.get("default")
+            if raw is not None:
+                await self.post_event(raw, "Warning", "WithdrawalsPaced", message)
 
     # --- writes -----------------------------------------------------------------
 
@@ -208,11 +269,26 @@ class Reconciler:
     async def post_event(
         self, obj: Mapping[str, Any], kind: str, reason: str, message: str
     ) -> None:
-        """A core/v1 Event about `obj` (shown by `kubectl describe`)."""
+        """A core/v1 Event about `obj` (shown by `kubectl describe`): rate-limited per
+        object, and a repeat counted on the first (events.py)."""
         meta = obj["metadata"]
-        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        uid = meta.get("uid") or f"{meta['namespace']}/{meta['name']}"
+        message = message[:1000]
+        now = time.monotonic()
+        self.events.forget_before(now)
+        if not self.events.admit(uid, now):
+            metrics.EVENTS_DROPPED.inc()
+            return
+        name = event_name(meta["name"], uid, reason, message)
+        count = self.events.repeat(name, now)
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        if count > 1:
+            patch = {"count": count, "lastTimestamp": stamp}
+            got = await self._call(self.core.patch_namespaced_event, name, meta["namespace"], patch)
+            if got is not None:
+                return  # else gone meanwhile (expired): post it anew
         body = {
-            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+            "metadata": {"name": name, "namespace": meta["namespace"]},
             "involvedObject": {
                 "apiVersion": obj.get("apiVersion", "v1"),
                 "kind": obj.get("kind", "Service"),
@@ -222,12 +298,12 @@ class Reconciler:
             },
             "type": kind,
             "reason": reason,
-            "message": message[:1000],
+            "message": message,
             "source": {"component": COMPONENT},
             "reportingComponent": COMPONENT,
-            "firstTimestamp": now,
-            "lastTimestamp": now,
-            "count": 1,
+            "firstTimestamp": stamp,
+            "lastTimestamp": stamp,
+            "count": count,
         }
         await self._call(self.core.create_namespaced_event, meta["namespace"], body)
 
@@ -420,6 +496,16 @@ class Reconciler:
                 ),
                 condition(
                     previous.conditions,
+                    "WithdrawalsPaced",
+                    ok=self.paced is not None,
+                    reason="MassWithdrawal" if self.paced is not None else "WithinBound",
+                    message=_paced_message(self.paced)
+                    if self.paced is not None
+                    else "no reconcile withdraws more than a quarter of the routes and sessions",
+                    generation=generation,
+                ),
+                condition(
+                    previous.conditions,
                     "NodeLivenessFrozen",
                     ok=self.liveness.frozen,
                     reason="MassLeaseStaleness" if self.liveness.frozen else "LeasesFresh",
@@ -465,12 +551,15 @@ class Reconciler:
                 kind, reason = "Normal", "Advertising"
             else:
                 message, kind, reason = problem or "not advertised", "Warning", "NotAdvertised"
-            if self.announced.get(key) != message:
+            # Said when the Service's own state changes, not when its next hops do
+            # (one node flap would be an Event per Service: said once, above).
+            about = (reason, str(vip) if route is not None else message)
+            if self.announced.get(key) != about:
                 # After a restart the first pass only learns what stands, so a restart
                 # posts no Events about things that did not change.
                 if self.previous is not None:
                     calls.append(self.post_event(raw, kind, reason, message))
-                self.announced[key] = message
+                self.announced[key] = about
         for key in set(self.announced) - mine:
             del self.announced[key]
         await self._concurrently(calls)
