@@ -12,7 +12,19 @@ from bgplb.api.common import ApiModel, Conditions, IPv4, Kind, PrinterColumn, Re
 IPv4Prefix = Annotated[
     ipaddress.IPv4Network,
     PlainSerializer(str, return_type=str),
-    WithJsonSchema({"type": "string", "format": "cidr", "maxLength": 18}),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "cidr",
+            "maxLength": 18,
+            "x-kubernetes-validations": [
+                {
+                    "rule": "cidr(self).ip().family() == 4 && cidr(self) == cidr(self).masked()",
+                    "message": "an IPv4 prefix with no host bits set (203.0.113.1/32)",
+                }
+            ],
+        }
+    ),
 ]
 
 

@@ -57,10 +57,40 @@ def _check_entry(entry: str) -> str:
     return entry
 
 
+def _as_int(address: str) -> str:
+    """CEL for the integer value of a dotted-quad string expression."""
+    octets = [f"int({address}.split('.')[{i}])" for i in range(4)]
+    return f"{octets[0]} * 16777216 + {octets[1]} * 65536 + {octets[2]} * 256 + {octets[3]}"
+
+
+# What _check_entry refuses beyond the pattern, in the CRD too: the API server then
+# refuses at `kubectl apply` what the controller could not read
+# (tests/integration/test_crd_agreement.py).
+POOL_ENTRY_RULES = [
+    {
+        "rule": "!self.contains('/') || cidr(self) == cidr(self).masked()",
+        "message": "a CIDR must have no host bits set (10.0.0.0/24, not 10.0.0.1/24)",
+    },
+    {
+        "rule": "!self.contains('-') || "
+        + _as_int("self.split('-')[0]")
+        + " <= "
+        + _as_int("self.split('-')[1]"),
+        "message": "a range 'first-last' must not end before it starts",
+    },
+]
+
 PoolEntry = Annotated[
     str,
     AfterValidator(_check_entry),
-    WithJsonSchema({"type": "string", "maxLength": 31, "pattern": POOL_ENTRY_PATTERN}),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "maxLength": 31,
+            "pattern": POOL_ENTRY_PATTERN,
+            "x-kubernetes-validations": POOL_ENTRY_RULES,
+        }
+    ),
 ]
 
 
