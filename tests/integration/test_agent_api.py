@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from ipaddress import IPv4Network
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -257,6 +258,80 @@ def test_a_bad_password_secret_fails_only_its_own_session(env: Env) -> None:
             ("secret", "tor2-md5"),
         ):
             env.api.kubectl("delete", kind, name, "-n", NS, "--ignore-not-found")
+
+
+def _neighbour(env: Env) -> dict[str, Any]:
+    """gobgpd's own view of the session's neighbour, read over its gRPC API."""
+    code = (
+        "import asyncio, json\n"
+        "from ipaddress import IPv4Address\n"
+        "from bgplb.agent.speaker.gobgp import GoBGPSpeaker\n"
+        "async def main():\n"
+        "    s = GoBGPSpeaker('127.0.0.1:50051')\n"
+        "    held = await s.adopt()\n"
+        "    await s.close()\n"
+        "    p = held.peers.get(IPv4Address('192.0.2.1'))\n"
+        "    print(json.dumps({'gr': p.graceful_restart, 'password': p.password} if p else {}))\n"
+        "asyncio.run(main())\n"
+    )
+    return dict(json.loads(env.node.exec(sys.executable, "-c", code)))
+
+
+def _gr_enabled(env: Env) -> bool:
+    return bool(_neighbour(env).get("gr"))
+
+
+def _password(env: Env) -> str:
+    return str(_neighbour(env).get("password") or "")
+
+
+def test_removals_reach_gobgpd_and_the_interface(env: Env) -> None:
+    """What the controller removes from the objects (test_controller.py's removal
+    test) also leaves gobgpd and the node: graceful restart and a password taken out
+    of the BGPSession leave gobgpd's neighbour; a floating IP taken out of the
+    gateway's status leaves the interface."""
+    wait_for("Established on FRR", lambda: "192.0.2.100" in env.frr.established(), timeout=30)
+    secret = {
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "tor-md5", "namespace": NS},
+        "stringData": {"password": "s3cret"},
+    }  # fmt: skip
+    env.api.kubectl("apply", "-f", "-", stdin=json.dumps(secret))
+    extra = {
+        "gracefulRestart": {"enabled": True, "restartTimeSeconds": 60},
+        "passwordSecretRef": {"name": "tor-md5", "key": "password"},
+    }
+    env.api.kubectl(
+        "patch", "bgpsession", "tor-n1", "-n", NS, "--type=merge",
+        "-p", json.dumps({"spec": extra}),
+    )  # fmt: skip
+    try:
+        wait_for("graceful restart in gobgpd", lambda: _gr_enabled(env), timeout=30)
+        wait_for("the password in gobgpd", lambda: _password(env) == "s3cret", timeout=30)
+        remove = [
+            {"op": "remove", "path": "/spec/gracefulRestart"},
+            {"op": "remove", "path": "/spec/passwordSecretRef"},
+        ]
+        env.api.kubectl(
+            "patch", "bgpsession", "tor-n1", "-n", NS, "--type=json", "-p", json.dumps(remove)
+        )
+        wait_for("graceful restart gone from gobgpd", lambda: not _gr_enabled(env), timeout=30)
+        wait_for("the password gone from gobgpd", lambda: not _password(env), timeout=30)
+        wait_for("Established again", lambda: "192.0.2.100" in env.frr.established(), timeout=30)
+
+        env.api.kubectl(
+            "patch", "ngg", "default", "-n", NS, "--subresource=status", "--type=json",
+            "-p", json.dumps([{"op": "replace", "path": "/status/floatingIPs", "value": {}}]),
+        )  # fmt: skip
+        wait_for("the floating IP off n1", lambda: "192.0.2.100" not in _addresses(env.node))
+    finally:
+        env.api.kubectl(
+            "patch", "ngg", "default", "-n", NS, "--subresource=status", "--type=merge",
+            "-p", json.dumps({"status": {"floatingIPs": {"192.0.2.100": "n1"}}}),
+        )  # fmt: skip
+        env.api.kubectl("delete", "secret", "tor-md5", "-n", NS, "--ignore-not-found")
+    wait_for("the floating IP back", lambda: "192.0.2.100" in _addresses(env.node), timeout=20)
+    wait_for("Established", lambda: "192.0.2.100" in env.frr.established(), timeout=30)
 
 
 def test_agent_fences_its_floating_ips_when_the_api_goes_away(env: Env) -> None:

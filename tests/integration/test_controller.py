@@ -504,9 +504,11 @@ def test_most_leases_stale_at_once_freezes_placement(env: Env) -> None:
 
 
 def test_a_default_that_does_not_parse_keeps_the_last_good_plan(env: Env) -> None:
-    """A pool `10.0.0.1/24` passes the CRD's pattern but not the model (host bits set):
-    the controller must not plan without a BGPLoadBalancer (that withdraws every
-    VIP). Sessions and routes stay; the condition and an Event say why."""
+    """A pool `10.0.0.1/24` does not parse (host bits set). The CRD refuses it now,
+    but a CRD of another version (an upgrade half done, a downgrade) may not: with
+    the rules taken out of the installed CRD it is stored, and the controller must
+    not plan without a BGPLoadBalancer (that withdraws every VIP). Sessions and routes
+    stay; the condition and an Event say why."""
     env.kube.kubectl("apply", "-f", "-", stdin=json.dumps(service("kept")))
     route = "default-default-kept"
     wait_for(
@@ -523,11 +525,22 @@ def test_a_default_that_does_not_parse_keeps_the_last_good_plan(env: Env) -> Non
         status = env.get("bgploadbalancer", "default", "-n", NS).get("status", {})
         return next((c for c in status.get("conditions", []) if c["type"] == "Ready"), {})
 
+    crd = "bgploadbalancers.networking.bgplb.io"
+    pointer = (
+        "/spec/versions/0/schema/openAPIV3Schema/properties/spec/properties/addressPools"
+        "/items/properties/addresses/items/x-kubernetes-validations"
+    )
     env.kube.kubectl(
-        "patch", "bgploadbalancer", "default", "-n", NS, "--type=merge",
-        "-p", json.dumps({"spec": {"addressPools": bad}}),
+        "patch", "crd", crd, "--type=json", "-p", json.dumps([{"op": "remove", "path": pointer}])
     )  # fmt: skip
     try:
+        wait_for(
+            "the looser CRD in force",
+            lambda: "patched" in env.kube.kubectl(
+                "patch", "bgploadbalancer", "default", "-n", NS, "--type=merge",
+                "-p", json.dumps({"spec": {"addressPools": bad}}), check=False,
+            ),
+        )  # fmt: skip
         wait_for(
             "the reason in the condition",
             lambda: "last good plan" in ready().get("message", ""),
@@ -549,6 +562,8 @@ def test_a_default_that_does_not_parse_keeps_the_last_good_plan(env: Env) -> Non
             "patch", "bgploadbalancer", "default", "-n", NS, "--type=merge",
             "-p", json.dumps({"spec": {"addressPools": pools}}),
         )  # fmt: skip
+        env.kube.kubectl("apply", "--server-side", "--force-conflicts", "-f",
+                         "crds/networking.bgplb.io_bgploadbalancers.yaml")  # fmt: skip
     wait_for("Ready again", lambda: ready().get("status") == "True", timeout=15)
     env.kube.kubectl("delete", "service", "kept", "-n", "default")
 
@@ -651,3 +666,90 @@ def test_a_mass_withdrawal_without_a_configuration_change_is_paced(env: Env) -> 
             "patch", "bgploadbalancer", "default", "-n", NS, "--type=merge",
             "-p", json.dumps({"spec": {"addressPools": pools}}),
         )  # fmt: skip
+
+
+LONG_NODE = "rack-12-" + "a" * 60 + ".example.com"
+
+
+def test_one_object_the_api_refuses_does_not_stop_the_others(env: Env) -> None:
+    """One route the API server refuses (422, here from a policy, as an invalid object
+    would be) and a node whose name is longer than a label value: every other Service
+    still gets its VIP and route, the long-named node its sessions, and the
+    BGPLoadBalancer names the refusal. Before, one refused write ended the reconcile
+    for everything after it."""
+    policy = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": "test-poison"},
+        "spec": {
+            "failurePolicy": "Fail",
+            "matchConstraints": {"resourceRules": [{
+                "apiGroups": ["networking.bgplb.io"], "apiVersions": ["*"],
+                "operations": ["CREATE", "UPDATE"], "resources": ["bgpadvertisedroutes"],
+            }]},
+            "validations": [{
+                "expression": "object.metadata.name != 'default-default-poison'",
+                "message": "poisoned for the test", "reason": "Invalid",
+            }],
+        },
+    }  # fmt: skip
+    binding = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {"name": "test-poison"},
+        "spec": {"policyName": "test-poison", "validationActions": ["Deny"]},
+    }
+    node = {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {"name": LONG_NODE, "labels": {"example.com/lb": "true"}},
+    }
+    env.kube.kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all([policy, binding, node]))
+    env.kube.kubectl(
+        "patch", "node", LONG_NODE, "--subresource=status", "--type=merge",
+        "-p", json.dumps({"status": {"addresses": [{"type": "InternalIP",
+                                                   "address": "192.0.2.14"}]}}),
+    )  # fmt: skip
+    NODES[LONG_NODE] = "192.0.2.14"
+    env.agents.alive.add(LONG_NODE)
+    try:
+        time.sleep(2)  # admission policies take a moment to load
+        for name in ("poison", "fine"):
+            env.kube.kubectl("apply", "-f", "-", stdin=json.dumps(service(name)))
+        wait_for(
+            "the other Service's VIP",
+            lambda: env.get("service", "fine", "-n", "default")["status"]["loadBalancer"].get(
+                "ingress"
+            ),
+            timeout=30,
+        )
+        wait_for(
+            "its route", lambda: env.get("bgpadvertisedroute", "default-default-fine", "-n", NS)
+        )
+        # Sessions follow floating IPs: two nodes going leaves one for the long-named
+        # node (its sessions carry its name in a label, which must fit in 63).
+        env.agents.alive -= {"n2", "n3"}
+        try:
+            wait_for(
+                "the long-named node's sessions",
+                lambda: any(s["spec"]["nodeName"] == LONG_NODE for s in _sessions(env).values()),
+                timeout=30,
+            )
+        finally:
+            env.agents.alive |= {"n2", "n3"}
+
+        def ready_message() -> str:
+            status = env.get("bgploadbalancer", "default", "-n", NS).get("status", {})
+            found = [c for c in status.get("conditions", []) if c["type"] == "Ready"]
+            return str(found[0]["message"]) if found else ""
+
+        wait_for("the refusal named", lambda: "default-default-poison" in ready_message())
+        assert "poisoned for the test" in ready_message()
+    finally:
+        env.agents.alive.discard(LONG_NODE)  # (its NODES entry stays: the renewing thread reads it)
+        env.kube.kubectl("delete", "service", "poison", "fine", "-n", "default",
+                         "--ignore-not-found")  # fmt: skip
+        env.kube.kubectl("delete", "-f", "-", "--ignore-not-found",
+                         stdin=yaml.safe_dump_all([policy, binding, node]))  # fmt: skip
+        env.kube.kubectl("delete", "lease", f"bgplb-node-{LONG_NODE}", "-n", NS,
+                         "--ignore-not-found")  # fmt: skip

@@ -31,7 +31,7 @@ from bgplb.api import (
 )
 from bgplb.api.bgploadbalancer import PoolEntryError, parse_pool_entry
 from bgplb.api.common import read
-from bgplb.core.objects import NODE_LABEL
+from bgplb.core.objects import NODE_LABEL, node_label_value
 
 log = logging.getLogger(__name__)
 
@@ -183,7 +183,7 @@ class KubeSource:
 
     def _selectors(self) -> dict[str, str]:
         return {
-            "bgpsessions": f"{NODE_LABEL}={self.node}",
+            "bgpsessions": f"{NODE_LABEL}={node_label_value(self.node)}",
             "bgpadvertisedroutes": "",
             "networkgatewaygroups": "",
             "bgploadbalancers": "",

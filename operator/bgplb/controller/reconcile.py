@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from kubernetes.client.exceptions import ApiException
+from pydantic import BaseModel, ValidationError
 
 from bgplb.api import GROUP, VERSION, BGPAdvertisedRouteSpec, BGPSessionSpec
 from bgplb.api.bgploadbalancer import BGPLoadBalancerStatus
@@ -29,6 +31,7 @@ from bgplb.core.objects import gateway_status, route_objects, session_objects
 from bgplb.core.plan import DesiredState, plan, with_decisions
 
 log = logging.getLogger("bgplb.controller")
+S = TypeVar("S", bound=BaseModel)
 JSON = dict[str, Any]
 COMPONENT = "bgplb-controller"
 WRITES_IN_FLIGHT = 16
@@ -72,6 +75,38 @@ def _paced_message(bounded: Bounded) -> str:
     )
 
 
+def _status_of(cls: type[S], raw: Mapping[str, Any]) -> S:
+    """An object's status as last written, to carry conditions' transition times on;
+    one that does not parse (written by hand, or by another version) is rewritten
+    from scratch rather than ending the reconcile for every object."""
+    try:
+        return read(cls, raw.get("status") or {})
+    except ValidationError as e:
+        name = raw.get("metadata", {}).get("name")
+        log.warning(
+            "status does not parse; rewriting it", extra={"object": name, "error": str(e)[:300]}
+        )
+        return cls()
+
+
+def _describe(call: str, args: tuple[Any, ...]) -> str:
+    """The object a call writes, for a person: its plural and name."""
+    parts = []
+    for arg in args:
+        if isinstance(arg, str) and arg not in (GROUP, VERSION):
+            parts.append(arg)
+        elif isinstance(arg, Mapping) and "name" in (arg.get("metadata") or {}):
+            parts.append(str(arg["metadata"]["name"]))
+    return f"{call}({', '.join(parts)})"
+
+
+def _api_message(e: ApiException) -> str:
+    try:
+        return str(json.loads(e.body or "")["message"])
+    except (TypeError, ValueError, KeyError):
+        return str(e.reason)
+
+
 def replacing(path: str, value: Any) -> list[dict[str, Any]]:
     """A JSON patch that stores `value` whole at `path`. A merge patch would keep
     every key the new value leaves out (a removed floating IP, a removed
@@ -104,6 +139,8 @@ class Reconciler:
     """The last plan's withdrawals, when some were put off."""
     again_at: float | None = None
     withdrawals: Window | None = None
+    refused: dict[str, str] = field(default_factory=dict)
+    """Writes the API server refused in the last pass: object → why."""
     """When to reconcile again although nothing changed (paced withdrawals)."""
     """Why the last good plan is being kept (a singleton that does not parse)."""
     previous: DesiredState | None = None
@@ -225,6 +262,15 @@ class Reconciler:
             if e.status in (404, 409):  # gone or changed meanwhile: the next pass redoes it
                 log.info("write skipped", extra={"status": e.status, "reason": e.reason})
                 return None
+            if e.status in (400, 403, 422):
+                # This object refused (invalid, or denied by a policy): report it and
+                # go on; every other object is still written. Raising would end the
+                # reconcile, and the writes after it, for everything.
+                what = _describe(getattr(fn, "__name__", "call"), args)
+                self.refused[what] = f"{e.status} {_api_message(e)}"[:300]
+                log.warning("write refused", extra={"object": what, "status": e.status,
+                                                    "why": self.refused[what]})  # fmt: skip
+                return None
             raise
 
     async def _write_objects(self, plural: str, writes: Writes) -> int:
@@ -323,6 +369,9 @@ class Reconciler:
     async def _apply(self, desired: DesiredState, problems: list[str]) -> int:
         ns = self.namespace
         writes = 0
+        # Refusals of the last pass still count until this one writes the same
+        # objects again (the status is written before the Services are).
+        earlier, self.refused = self.refused, {}
         if "default" in self.state.load_balancers:
             sessions = diff_objects(
                 session_objects(desired, ns), self.state.sessions, BGPSessionSpec
@@ -335,7 +384,9 @@ class Reconciler:
             writes += await self._write_objects("bgpsessions", sessions)
         writes += await self._gateway_status(desired)
         writes += await self._peer_statuses(desired)
-        writes += await self._load_balancer_status(desired, problems)
+        refused = {**earlier, **self.refused}
+        said = [f"write refused: {what}: {why}" for what, why in sorted(refused.items())[:10]]
+        writes += await self._load_balancer_status(desired, [*problems, *said])
         writes += await self._service_statuses(desired)
         writes += await self._prune_leases()
         metrics.WRITES.inc(writes)
@@ -393,7 +444,7 @@ class Reconciler:
         if raw is None:
             return 0
         generation = raw["metadata"].get("generation", 0)
-        previous = read(NetworkGatewayGroupStatus, raw.get("status") or {})
+        previous = _status_of(NetworkGatewayGroupStatus, raw)
         status = gateway_status(desired, generation)
         unplaced = status.unplaced
         status = status.model_copy(
@@ -448,7 +499,7 @@ class Reconciler:
             metrics.SESSIONS.labels(state).set(count)
         for name, raw in self.state.peers.items():
             generation = raw["metadata"].get("generation", 0)
-            previous = read(BGPPeerStatus, raw.get("status") or {})
+            previous = _status_of(BGPPeerStatus, raw)
             wanted = raw.get("spec", {}).get("sessions", 1)
             shortfall = desired.session_shortfalls.get(name)
             up = established.get(name, 0)
@@ -480,7 +531,7 @@ class Reconciler:
         if raw is None:
             return 0
         generation = raw["metadata"].get("generation", 0)
-        previous = read(BGPLoadBalancerStatus, raw.get("status") or {})
+        previous = _status_of(BGPLoadBalancerStatus, raw)
         issues = [*problems, *(desired.problems if desired else [])]
         status = BGPLoadBalancerStatus(
             observed_generation=generation,
