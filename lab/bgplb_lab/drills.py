@@ -514,7 +514,7 @@ WITNESS_PORT = 9094
 API_PORT_THROUGH_VIP = 443
 
 
-def partition_pair(lab: Lab, seconds: float = 15) -> Result:
+def partition_pair(lab: Lab, seconds: float = 35) -> Result:
     """Cut two nodes, together, off from the API server and from the other agents (not
     from each other, not from the ToRs). Each hears one witness of the three others:
     no quorum, so both fence; the controller, seeing two Leases of four stale (not
@@ -524,7 +524,11 @@ def partition_pair(lab: Lab, seconds: float = 15) -> Result:
     floating-IP holder here) front the API server for everyone on the control-plane
     VIP, and a blackhole would cut the controller off too. Their own processes lose
     the VIP (where the `kubernetes` Service leads); agents lose each other's witness
-    port."""
+    port.
+
+    Sampled for 35 s: when the leading controller runs on a victim it is cut off
+    too, and the other replica must first take the leader Lease (15 s) and give
+    every node a lease period — found in CI, where the IPs had not moved in 15 s."""
     holders = lab.holders()
     victims = sorted(set(holders.values()))
     if len(victims) < 2:  # both IPs on one node: take another load-balancer node along
