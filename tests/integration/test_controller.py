@@ -583,6 +583,9 @@ def test_a_node_flap_is_one_event_not_one_per_service(env: Env) -> None:
     """Before: "advertising via 2 nodes", then "via 3", on every Service — thousands
     of Events for one fault. Now the Services' Events stay as they were and the
     BGPLoadBalancer says it once."""
+    # A first plan made: the controller's first pass learns what stands and posts
+    # no Events, so Services created before it would have none to count.
+    wait_for("a first plan", lambda: len(_holders(env)) == 2, timeout=60)
     names = [f"flap-{i}" for i in range(4)]
     for name in names:
         env.kube.kubectl("apply", "-f", "-", stdin=json.dumps(service(name)))

@@ -420,16 +420,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.node_ip is None:
         p.error("--node-ip (or NODE_IP) is required")
+    args.witness_key = None
     if args.witness_key_file is not None:
         try:
-            witness.read_key(args.witness_key_file)
+            args.witness_key = witness.read_key(args.witness_key_file)
         except (OSError, ValueError) as e:
             p.error(f"--witness-key-file: {e}")
     return args
 
 
 def _witnessing(args: argparse.Namespace) -> bool:
-    return bool(args.witness_port and args.witness_key_file)
+    return bool(args.witness_port and args.witness_key)
 
 
 def build(args: argparse.Namespace) -> Agent:
@@ -469,7 +470,7 @@ def build(args: argparse.Namespace) -> Agent:
         writer=writer,
         lease=lease,
         fencing=fencing,
-        witness_key=witness.read_key(args.witness_key_file) if args.witness_key_file else None,
+        witness_key=args.witness_key,
         reporter=Reporter(refresh_seconds=args.status_refresh),
         state_file=args.state_file,
     )

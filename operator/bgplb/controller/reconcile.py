@@ -155,6 +155,7 @@ class Reconciler:
     async def run_once(self) -> int:
         started = time.perf_counter()
         now = time.monotonic()
+        self.events.forget_before(now)  # once a pass, not once an Event: it walks them all
         guarded, liveness = step(
             self.guard, observed_live(self.state, now, self.lease_expiry), now, self.lease_expiry
         )
@@ -321,7 +322,6 @@ class Reconciler:
         uid = meta.get("uid") or f"{meta['namespace']}/{meta['name']}"
         message = message[:1000]
         now = time.monotonic()
-        self.events.forget_before(now)
         if not self.events.admit(uid, now):
             metrics.EVENTS_DROPPED.inc()
             return
