@@ -514,7 +514,7 @@ WITNESS_PORT = 9094
 API_PORT_THROUGH_VIP = 443
 
 
-def partition_pair(lab: Lab, seconds: float = 35) -> Result:
+def partition_pair(lab: Lab, seconds: float = 25) -> Result:
     """Cut two nodes, together, off from the API server and from the other agents (not
     from each other, not from the ToRs). Each hears one witness of the three others:
     no quorum, so both fence; the controller, seeing two Leases of four stale (not
@@ -526,14 +526,17 @@ def partition_pair(lab: Lab, seconds: float = 35) -> Result:
     the VIP (where the `kubernetes` Service leads); agents lose each other's witness
     port.
 
-    Sampled for 35 s: when the leading controller runs on a victim it is cut off
-    too, and the other replica must first take the leader Lease (15 s) and give
-    every node a lease period — found in CI, where the IPs had not moved in 15 s."""
+    The controllers (on the worker, n4) reach the API server through the
+    control-plane VIP, which reaches n4 only through the FRR ToR (its default route;
+    the ToRs are not joined by a spine), where n1 and n2 advertise it. Cut both and
+    the controllers are cut off too: they freeze node liveness, rightly, and nothing
+    moves (found in CI). So one victim holds a floating IP and the other is chosen to
+    leave one of n1, n2 up."""
     holders = lab.holders()
-    victims = sorted(set(holders.values()))
-    if len(victims) < 2:  # both IPs on one node: take another load-balancer node along
-        victims.append(sorted(LB_NODES - set(victims))[0])
-    victims = victims[:2]
+    first = holders[sorted(holders)[0]]
+    frr_side = {n.name for n in NODES[:2]}  # topology: FRR's controlPlaneNodes
+    second = next(n for n in sorted(LB_NODES - {first}) if frr_side - {first, n})
+    victims = sorted({first, second})
     others = [n.ip for n in NODES if n.name not in victims]
     rules = [
         ["OUTPUT", "-d", CONTROL_PLANE_VIP, "-p", "tcp", "--dport", str(API_PORT_THROUGH_VIP)],

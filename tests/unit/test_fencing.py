@@ -144,6 +144,21 @@ def test_asks_only_when_overdue_and_not_fenced() -> None:
     assert not fenced.must_ask(103.0)  # its IPs are gone already
 
 
+def test_asks_exactly_when_overdue() -> None:
+    assert LIVE.ask_at() == 102.0
+    assert LIVE.renewed(101.5).ask_at() == 103.5
+    assert LIVE.renewal_failed(101.0).ask_at() == 102.0  # a failure does not move it
+    assert LIVE.answered(answers(None), 1, 102.0).ask_at() is None  # fenced
+
+
+def test_answers_after_a_renewal_that_landed_meanwhile_change_nothing() -> None:
+    asked = LIVE.renewal_failed(101.0)
+    assert asked.must_ask(102.0)
+    renewed = asked.renewed(102.1)
+    assert renewed.answered(answers(None), 1, 102.3) == renewed
+    assert renewed.answered(answers(None), 1, 102.3).verdict(102.3) is Verdict.ALLOW
+
+
 def test_what_it_tells_other_agents() -> None:
     state = START.renewed(100.0).renewed(101.0)
     assert state.reachable_for(101.5) == pytest.approx(1.5)

@@ -99,7 +99,10 @@ class Fencing:
         )
 
     def answered(self, answers: Mapping[str, Answer | None], known: int, now: float) -> Fencing:
-        """The witnesses' answers, asked because `must_ask`."""
+        """The witnesses' answers, asked because `must_ask`. A renewal that succeeded
+        while they were asked makes them moot."""
+        if not self.overdue(now):
+            return self
         failing_for = now - (self.failing_since or self.last_renewed or now)
         if keep_floating_ips(answers, known, self.duration - self.margin, failing_for):
             return replace(
@@ -113,6 +116,14 @@ class Fencing:
         """The last renewal is too old to hold floating IPs on its own say-so. Before
         a first renewal the agent cannot know its IPs were not moved meanwhile."""
         return self.last_renewed is None or now - self.last_renewed >= self.duration - self.margin
+
+    def ask_at(self) -> float | None:
+        """When `must_ask` next turns true without any other event (None: it is true
+        now, or only a renewal can change it). The agent wakes then, not at its next
+        renewal attempt: that may be up to a request timeout late."""
+        if self.fenced is True or self.last_renewed is None:
+            return None
+        return self.last_renewed + self.duration - self.margin
 
     def must_ask(self, now: float) -> bool:
         """Whether to ask the witnesses now (and fence on their answers)."""
