@@ -334,6 +334,37 @@ def test_removals_reach_gobgpd_and_the_interface(env: Env) -> None:
     wait_for("Established", lambda: "192.0.2.100" in env.frr.established(), timeout=30)
 
 
+def _holding(env: Env) -> str:
+    return env.api.kubectl(
+        "get", "lease", "bgplb-node-n1", "-n", NS,
+        "-o", r"jsonpath={.metadata.annotations.networking\.bgplb\.io/floating-ips}",
+    ).strip()  # fmt: skip
+
+
+def test_the_lease_reports_held_floating_ips_with_the_epoch_applied(env: Env) -> None:
+    """What the controller waits on before it gives a floating IP to another live
+    node: the old node's report, from the release's epoch on, without the IP."""
+    wait_for("the floating IP on n1", lambda: "192.0.2.100" in _addresses(env.node))
+
+    def status(body: dict[str, object]) -> None:
+        env.api.kubectl(
+            "patch", "ngg", "default", "-n", NS, "--subresource=status", "--type=merge",
+            "-p", json.dumps({"status": body}),
+        )  # fmt: skip
+
+    try:
+        status({"floatingIPs": {"192.0.2.100": "n1"}, "epoch": 6})
+        wait_for("held, at epoch 6", lambda: _holding(env) == "6:192.0.2.100", timeout=10)
+        status({"floatingIPs": None, "releasing": {"192.0.2.100": "n1"}, "epoch": 7})
+        wait_for("released, at epoch 7", lambda: _holding(env) == "7:", timeout=10)
+        # The report follows the interface: by then the address is gone.
+        assert "192.0.2.100" not in _addresses(env.node)
+    finally:
+        status({"floatingIPs": {"192.0.2.100": "n1"}, "releasing": None, "epoch": 8})
+    wait_for("the floating IP back", lambda: "192.0.2.100" in _addresses(env.node), timeout=20)
+    wait_for("held again", lambda: _holding(env) == "8:192.0.2.100", timeout=10)
+
+
 def test_agent_fences_its_floating_ips_when_the_api_goes_away(env: Env) -> None:
     wait_for("floating IP on n1", lambda: "192.0.2.100" in _addresses(env.node))
     stopped = time.monotonic()

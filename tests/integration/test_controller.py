@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
+from bgplb.api.common import GROUP, VERSION
 from bgplb_lab.daemons import wait_for
 from bgplb_lab.kube import KubeAPI, free_port
 from bgplb_lab.manifests import gateway, load_balancer, peer, service
@@ -39,25 +40,49 @@ CONFIG = [
 
 @dataclass
 class Agents:
-    """Renews the node Leases as the node agents would."""
+    """Renews the node Leases as the node agents would, reporting the floating IPs
+    the NetworkGatewayGroup status gives each node as plumbed at once."""
 
     kube: KubeAPI
     alive: set[str] = field(default_factory=lambda: set(NODES))
     stop: threading.Event = field(default_factory=threading.Event)
+    addresses: dict[str, str] = field(default_factory=dict)
+    """Node → the address it publishes, when not its own /24."""
+    stuck: dict[str, str] = field(default_factory=dict)
+    """Node → the holding report it repeats, whatever the status says (a slow agent)."""
+    reported: dict[str, str] = field(default_factory=dict)
+
+    def _holding(self, custom: Any, node: str) -> str:
+        if node in self.stuck:
+            return self.stuck[node]
+        try:
+            status = custom.get_namespaced_custom_object(
+                GROUP, VERSION, NS, "networkgatewaygroups", "default"
+            ).get("status", {})
+        except Exception:
+            return self.reported.get(node, "0:")
+        mine = [ip for ip, n in status.get("floatingIPs", {}).items() if n == node]
+        return f"{status.get('epoch', 0)}:" + ",".join(sorted(mine))
 
     def run(self) -> None:
         from kubernetes import client, config
 
-        api = client.CoordinationV1Api(config.new_client_from_config(str(self.kube.kubeconfig)))
+        api_client = config.new_client_from_config(str(self.kube.kubeconfig))
+        api = client.CoordinationV1Api(api_client)
+        custom = client.CustomObjectsApi(api_client)
         while not self.stop.is_set():
             for node in list(self.alive):
                 now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+                self.reported[node] = self._holding(custom, node)
                 body = {
                     "metadata": {
                         "name": f"bgplb-node-{node}",
                         "annotations": {
-                            "networking.bgplb.io/addresses": f"{NODES[node]}/24",
+                            "networking.bgplb.io/addresses": self.addresses.get(
+                                node, f"{NODES[node]}/24"
+                            ),
                             "networking.bgplb.io/witness": f"{NODES[node]}:7473",
+                            "networking.bgplb.io/floating-ips": self.reported[node],
                         },
                     },
                     "spec": {"holderIdentity": node, "leaseDurationSeconds": 3, "renewTime": now},
@@ -756,3 +781,43 @@ def test_one_object_the_api_refuses_does_not_stop_the_others(env: Env) -> None:
                          stdin=yaml.safe_dump_all([policy, binding, node]))  # fmt: skip
         env.kube.kubectl("delete", "lease", f"bgplb-node-{LONG_NODE}", "-n", NS,
                          "--ignore-not-found")  # fmt: skip
+
+
+def test_a_move_between_live_nodes_waits_for_the_old_node_to_let_go(env: Env) -> None:
+    """The holder stays live but loses its address in the floating IP's subnet: the
+    IP moves to another live node only after the old one's agent reports (from the
+    release's epoch on) that it no longer holds it — never on two nodes at once."""
+    ip = "192.0.2.100"
+    holders = wait_for("floating IPs placed", lambda: len(_holders(env)) == 2 and _holders(env))
+    old = holders[ip]
+    wait_for("its agent reports it", lambda: ip in env.agents.reported.get(old, ""))
+    env.agents.stuck[old] = env.agents.reported[old]  # a slow agent: still says it holds it
+    env.agents.addresses[old] = "198.51.100.11/24"
+    try:
+
+        def status() -> dict[str, Any]:
+            return dict(env.get("ngg", "default", "-n", NS).get("status", {}))
+
+        releasing = wait_for("the release", lambda: status().get("releasing", {}).get(ip) == old)
+        assert releasing
+        epoch = status()["epoch"]
+        assert epoch > int(env.agents.stuck[old].split(":")[0])
+        deadline = time.monotonic() + 4  # past a Lease period: a live node is waited for
+        while time.monotonic() < deadline:
+            now = status()
+            assert ip not in now.get("floatingIPs", {}), now
+            assert now.get("releasing", {}).get(ip) == old, now
+            time.sleep(0.2)
+        unplaced = {u["ip"]: u["reason"] for u in status().get("unplaced", [])}
+        assert f"waiting for node {old} to release it" in unplaced[ip]
+        # The agent catches up: it reports the release's epoch without the IP.
+        del env.agents.stuck[old]
+        new = wait_for(
+            "the hand-over", lambda: _holders(env).get(ip) not in (None, old) and _holders(env)
+        )[ip]
+        assert ip not in status().get("releasing", {})
+        assert new != old
+    finally:
+        env.agents.stuck.pop(old, None)
+        env.agents.addresses.pop(old, None)
+    wait_for("both placed again", lambda: len(_holders(env)) == 2, timeout=15)

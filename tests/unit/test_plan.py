@@ -141,7 +141,11 @@ def test_nodes_coming_up_one_by_one_end_with_ips_on_distinct_nodes() -> None:
     d = plan(first)
     assert set(d.floating_ips.holders.values()) == {"node-1"}
     settled = with_decisions(first, d)
-    later = plan(replace(settled, nodes=(node(1), node(2), node(3))))
+    up = replace(settled, nodes=(node(1), node(2), node(3)))
+    releasing = plan(up)  # a move between live nodes: node-1 lets go first
+    assert set(releasing.floating_ips.releasing.values()) == {"node-1"}
+    assert set(releasing.floating_ips.holders.values()) == {"node-1"}
+    later = plan(with_decisions(up, releasing))  # these agents report nothing: taken at their word
     assert len(set(later.floating_ips.holders.values())) == 2
     # The peer's two sessions, now on two nodes; the one on node-1 never moved.
     assert "tor-node-1" in later.sessions

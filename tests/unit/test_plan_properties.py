@@ -55,9 +55,20 @@ def test_deterministic_under_reordering(s: Snapshot, seed: int) -> None:
     assert plan(_shuffled(s, seed)) == plan(s)
 
 
+def _converged(s: Snapshot) -> tuple[Snapshot, DesiredState]:
+    """A move between live nodes takes two plans (release, then hand over: see
+    core/floating.py); these snapshots' agents report nothing, so the second ends it."""
+    first = plan(s)
+    if first.floating_ips.releasing:
+        s = with_decisions(s, first)
+        first = plan(s)
+    assert not first.floating_ips.releasing
+    return s, first
+
+
 @given(snapshots())
 def test_unchanged_input_gives_unchanged_plan(s: Snapshot) -> None:
-    first = plan(s)
+    s, first = _converged(s)
     settled = with_decisions(s, first)
     assert plan(settled) == first
     assert plan(with_decisions(settled, first)) == first
@@ -93,8 +104,11 @@ def test_floating_ips_go_to_ready_nodes_in_their_subnet(s: Snapshot) -> None:
     if s.gateway:
         eligible = _eligible(s)
         for ip, reason in placement.unplaced.items():
-            assert not eligible[ip]
             assert reason
+            if ip in placement.releasing:  # moving between live nodes
+                assert eligible[ip]
+            else:
+                assert not eligible[ip]
 
 
 @given(snapshots())
@@ -321,7 +335,7 @@ def test_without_add_path_losing_a_node_moves_only_its_vips(s: Snapshot) -> None
 def test_replan_services_equals_full_plan(
     s: Snapshot, other: Snapshot, data: st.DataObject
 ) -> None:
-    before = plan(s)
+    s, before = _converged(s)
     settled = with_decisions(s, before)
     # Change some Services: drop some, add or alter others (taken from another snapshot).
     mine = {x.key: x for x in settled.services}

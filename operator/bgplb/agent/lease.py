@@ -9,13 +9,17 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
-from ipaddress import IPv4Interface
+from ipaddress import IPv4Address, IPv4Interface
 from typing import Any
 
 from bgplb.agent.witness import WITNESS_ANNOTATION
 
 LEASE_PREFIX = "bgplb-node-"
 ADDRESSES_ANNOTATION = "networking.bgplb.io/addresses"
+HOLDING_ANNOTATION = "networking.bgplb.io/floating-ips"
+"""`<epoch>:<ip>,<ip>`: the floating IPs plumbed on the node, as of the placement
+epoch (NetworkGatewayGroup status) the agent last applied. The controller hands a
+moving floating IP to its new node only once its old node reports it gone."""
 DEFAULT_DURATION = 3.0
 
 
@@ -25,6 +29,21 @@ def lease_name(node: str) -> str:
 
 def _micro_time(t: dt.datetime) -> str:
     return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def format_holding(epoch: int, ips: Iterable[IPv4Address]) -> str:
+    return f"{epoch}:" + ",".join(str(ip) for ip in sorted(ips))
+
+
+def parse_holding(text: str | None) -> tuple[int, frozenset[IPv4Address]] | None:
+    """None when absent or unreadable: the agent says nothing the controller can use."""
+    if not text or ":" not in text:
+        return None
+    epoch, _, ips = text.partition(":")
+    try:
+        return int(epoch), frozenset(IPv4Address(ip) for ip in ips.split(",") if ip)
+    except ValueError:
+        return None
 
 
 @dataclass
@@ -45,6 +64,7 @@ class LeaseKeeper:
         now: dt.datetime,
         addresses: Iterable[IPv4Interface] = (),
         duration: float | None = None,
+        holding: tuple[int, Iterable[IPv4Address]] | None = None,
     ) -> None:
         """Renew, carrying the node's addresses with their prefix lengths: the
         controller places floating IPs on nodes that have an address in their subnet.
@@ -61,6 +81,7 @@ class LeaseKeeper:
                 "annotations": {
                     ADDRESSES_ANNOTATION: ",".join(a.with_prefixlen for a in addresses),
                     **({WITNESS_ANNOTATION: self.witness} if self.witness else {}),
+                    **({HOLDING_ANNOTATION: format_holding(*holding)} if holding else {}),
                 },
             },
             "spec": {

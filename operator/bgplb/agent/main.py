@@ -78,6 +78,8 @@ class Agent:
     """The static Pod speaker's: kept apart, since both may peer with one router."""
     plumbed: frozenset[IPv4Address] | None = None
     """Floating IPs on this node now; read from the interfaces at start."""
+    holding_epoch: int = 0
+    """The placement epoch `plumbed` reflects (0: none applied yet), for the Lease."""
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     renewal_tried: asyncio.Event = field(default_factory=asyncio.Event)
     """Set after each renewal attempt: the fence watch re-reads its deadline."""
@@ -160,6 +162,7 @@ class Agent:
         removed = await self.floating.sync(ips)
         metrics.FLOATING_IP_CHANGES.labels("remove").inc(len(removed.removed))
         self.plumbed = ips
+        self.holding_epoch = inputs.epoch
         metrics.PATHS.set(len(desired.service.paths))
         self.reconciled_at = time.monotonic()
         metrics.mark_reconciled()
@@ -276,7 +279,12 @@ class Agent:
             before = self.fencing
             try:
                 addresses = await self.floating.node_addresses()
-                await asyncio.to_thread(self.lease.renew, dt.datetime.now(dt.UTC), addresses)
+                if self.plumbed is None:
+                    self.plumbed = await self.floating.ours()
+                holding = (self.holding_epoch, self.plumbed)
+                await asyncio.to_thread(
+                    self.lease.renew, dt.datetime.now(dt.UTC), addresses, None, holding
+                )
                 # The renewTime written was taken before the request: count from then.
                 self.fencing = self.fencing.renewed(started)
                 if before.fenced:

@@ -50,6 +50,9 @@ class Inputs:
     """The `default` BGPLoadBalancer's address pools as inclusive integer ranges: the
     only addresses the agent advertises. None: no BGPLoadBalancer read (a desired
     file without one: not checked)."""
+    epoch: int = 0
+    """The placement epoch of `floating_ips` (NetworkGatewayGroup status): the agent
+    reports it in its Lease, with the floating IPs it holds, once it has applied them."""
 
 
 class Source(Protocol):
@@ -82,6 +85,7 @@ class _Collected:
     passwords: dict[SecretKey, str] = field(default_factory=dict)
     witnesses: dict[str, str] = field(default_factory=dict)
     pools: tuple[tuple[int, int], ...] | None = None
+    epoch: int = 0
 
     def add(self, obj: Mapping[str, Any]) -> None:
         kind = obj.get("kind")
@@ -94,6 +98,7 @@ class _Collected:
             status = read(NetworkGatewayGroup, obj).status
             self.floating = {IPv4Address(ip): node for ip, node in status.floating_ips.items()}
             self.witnesses = dict(status.witnesses)
+            self.epoch = status.epoch
         elif kind == "BGPLoadBalancer" and obj["metadata"]["name"] == "default":
             self.pools = pool_ranges(obj)
         elif kind == "Secret":
@@ -115,7 +120,13 @@ def inputs_from(objects: list[Mapping[str, Any]]) -> Inputs:
                        "error": str(e)[:500]},
             )  # fmt: skip
     return Inputs(
-        got.sessions, tuple(got.routes), got.floating, got.passwords, got.witnesses, got.pools
+        got.sessions,
+        tuple(got.routes),
+        got.floating,
+        got.passwords,
+        got.witnesses,
+        got.pools,
+        got.epoch,
     )
 
 
@@ -311,6 +322,7 @@ def save_inputs(path: Path, inputs: Inputs) -> None:
         "passwords": [[name, key, value] for (name, key), value in inputs.passwords.items()],
         "witnesses": dict(inputs.witnesses),
         "pools": None if inputs.pools is None else [list(r) for r in inputs.pools],
+        "epoch": inputs.epoch,
     }
     tmp = path.with_suffix(".tmp")
     tmp.touch(mode=0o600)
@@ -327,4 +339,5 @@ def load_inputs(path: Path) -> Inputs:
         passwords={(name, key): value for name, key, value in data["passwords"]},
         witnesses=dict(data.get("witnesses") or {}),
         pools=None if data.get("pools") is None else tuple((a, b) for a, b in data["pools"]),
+        epoch=int(data.get("epoch") or 0),
     )

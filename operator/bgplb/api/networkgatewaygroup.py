@@ -35,6 +35,18 @@ class NetworkGatewayGroupStatus(ApiModel):
     )
     placed: int = Field(0, ge=0, description="How many floating IPs are held by a node.")
     unplaced: list[UnplacedFloatingIP] = Field(default_factory=list)
+    releasing: dict[str, str] = Field(
+        default_factory=dict,
+        description="Floating IP → the live node giving it up: a move in progress. No "
+        "node is assigned it until that node's agent reports, in its Lease, that it no "
+        "longer holds it, so an address is never live on two nodes.",
+    )
+    epoch: int = Field(
+        0,
+        ge=0,
+        description="Bumped whenever a floating IP starts moving away from a live node. "
+        "Agents report in their Lease which epoch the floating IPs they hold reflect.",
+    )
     witnesses: dict[str, str] = Field(
         default_factory=dict,
         description="Node → its agent's witness address (host:port), from the agents' "

@@ -91,6 +91,10 @@ class Controller:
             self.state.lease_seen[name] = time.monotonic() - _age(renewed)
         elif old.get("spec", {}).get("renewTime") != renewed:
             self.state.lease_seen[name] = time.monotonic()
+        if old is None or old["metadata"].get("annotations") != obj["metadata"].get("annotations"):
+            # Its addresses or the floating IPs it holds changed: placement reads both
+            # (a move between live nodes waits on the old node's report).
+            self.trigger.set()
         self.state.leases[name] = dict(obj)
 
     def load(self, kind: str, items: list[dict[str, Any]]) -> None:

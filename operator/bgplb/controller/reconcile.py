@@ -466,7 +466,8 @@ class Reconciler:
         moved = {
             ip: n
             for ip, n in status.floating_ips.items()
-            if previous.floating_ips.get(ip) not in (None, n)
+            # a move between live nodes passes through `releasing` (core/floating.py)
+            if previous.floating_ips.get(ip, previous.releasing.get(ip)) not in (None, n)
         }
         if moved:
             metrics.FLOATING_IP_MOVES.inc(len(moved))

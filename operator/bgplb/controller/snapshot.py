@@ -14,7 +14,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from bgplb.agent.lease import ADDRESSES_ANNOTATION, LEASE_PREFIX
+from bgplb.agent.lease import (
+    ADDRESSES_ANNOTATION,
+    HOLDING_ANNOTATION,
+    LEASE_PREFIX,
+    parse_holding,
+)
 from bgplb.agent.witness import WITNESS_ANNOTATION
 from bgplb.api import BGPLoadBalancer, BGPPeer, NetworkGatewayGroup
 from bgplb.api.common import read
@@ -56,10 +61,10 @@ def node_from(node: JSON, lease: JSON | None, live: bool) -> Node | None:
     name = node["metadata"]["name"]
     internal = _internal_ip(node)
     addresses: list[IPv4Interface] = []
+    annotations = (lease or {}).get("metadata", {}).get("annotations") or {}
+    holding = parse_holding(annotations.get(HOLDING_ANNOTATION))
     if lease is not None:
-        for text in (
-            lease["metadata"].get("annotations", {}).get(ADDRESSES_ANNOTATION, "").split(",")
-        ):
+        for text in annotations.get(ADDRESSES_ANNOTATION, "").split(","):
             try:
                 addresses.append(IPv4Interface(text.strip()))
             except ValueError:
@@ -71,7 +76,14 @@ def node_from(node: JSON, lease: JSON | None, live: bool) -> Node | None:
             addresses.insert(0, IPv4Interface(internal))
     if not addresses:
         return None
-    return Node(name, tuple(addresses), dict(node["metadata"].get("labels", {})), live)
+    return Node(
+        name,
+        tuple(addresses),
+        dict(node["metadata"].get("labels", {})),
+        live,
+        holding=holding[1] if holding else frozenset(),
+        holding_epoch=holding[0] if holding else None,
+    )
 
 
 def _service(svc: JSON, endpoint_nodes: frozenset[str]) -> Service | None:
@@ -191,13 +203,15 @@ def snapshot_from(
         svc = _service(raw, ready.get(key, frozenset()))
         if svc is not None:
             services.append(svc)
-    holders = {}
+    holders: dict[IPv4Address, str] = {}
+    releasing: dict[IPv4Address, str] = {}
     if ngg is not None:
-        for ip, node_name in ngg.status.floating_ips.items():
-            try:
-                holders[IPv4Address(ip)] = node_name
-            except ValueError:
-                continue
+        for into, given in ((holders, ngg.status.floating_ips), (releasing, ngg.status.releasing)):
+            for ip, node_name in given.items():
+                try:
+                    into[IPv4Address(ip)] = node_name
+                except ValueError:
+                    continue
     session_ips: dict[str, set[IPv4Address]] = {}
     for raw in state.sessions.values():
         spec = raw.get("spec", {})
@@ -217,6 +231,8 @@ def snapshot_from(
         nodes=tuple(nodes),
         services=tuple(services),
         floating_ip_holders=holders,
+        floating_ip_releasing=releasing,
+        placement_epoch=ngg.status.epoch if ngg else 0,
         session_floating_ips={k: frozenset(v) for k, v in session_ips.items()},
         route_next_hops=hops,
     )

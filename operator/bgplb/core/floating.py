@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 
 from bgplb.core.snapshot import Node
@@ -17,6 +17,11 @@ class Placement:
     """Floating IP → the one node that holds it."""
     unplaced: Mapping[IPv4Address, str]
     """Floating IP → why no node holds it."""
+    releasing: Mapping[IPv4Address, str] = field(default_factory=dict)
+    """Floating IP → the live node that must let go of it before its new node takes it."""
+    epoch: int = 0
+    """Bumped whenever a release starts: agents report which epoch their holdings
+    reflect, so a report that predates the release proves nothing."""
 
 
 def place_floating_ips(
@@ -93,3 +98,58 @@ def place_floating_ips(
                 load[best] += 1
                 moved = True
     return Placement(holders=dict(sorted(holders.items())), unplaced=unplaced)
+
+
+def hand_over(
+    target: Placement,
+    nodes: Iterable[Node],
+    current: Mapping[IPv4Address, str],
+    releasing: Mapping[IPv4Address, str],
+    epoch: int,
+) -> Placement:
+    """Make moves between live nodes break before they make: an address is never live
+    on two nodes, even for the moment between two agents acting on one status write.
+
+    A floating IP whose target differs from where it is, on a live node, is first
+    taken from that node (`releasing`, a new epoch) and given to its target only once
+    that node's agent reports, in a Lease renewed from the new epoch or later, that it
+    no longer holds it; likewise while any other live node's Lease says it holds it.
+    A node whose Lease has expired never blocks: its agent fenced itself before the
+    Lease expired (fencing.py), so a failover is not slowed down. An agent that
+    reports no epoch (older than this rule) can only be taken at its word.
+    """
+    live = {n.name: n for n in nodes if n.ready}
+
+    def still_holds(node: str, ip: IPv4Address, since: int) -> bool:
+        n = live.get(node)
+        if n is None:
+            return False
+        if ip in n.holding:
+            return True
+        return n.holding_epoch is not None and n.holding_epoch < since
+
+    holders = dict(target.holders)
+    unplaced = dict(target.unplaced)
+    now_releasing: dict[IPv4Address, str] = {}
+    bumped = epoch
+    for ip, to in sorted(target.holders.items()):
+        was = current.get(ip)
+        if was is not None and was != to and was in live:
+            bumped = epoch + 1
+            giver = was
+        elif releasing.get(ip, to) != to and still_holds(releasing[ip], ip, epoch):
+            giver = releasing[ip]
+        else:
+            others = sorted(n for n in live if n != to and ip in live[n].holding)
+            if not others:
+                continue
+            giver = others[0]
+        del holders[ip]
+        now_releasing[ip] = giver
+        unplaced[ip] = f"moving to node {to}: waiting for node {giver} to release it"
+    return Placement(
+        holders=holders,
+        unplaced=dict(sorted(unplaced.items())),
+        releasing=now_releasing,
+        epoch=bumped,
+    )

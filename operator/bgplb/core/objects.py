@@ -96,6 +96,8 @@ def gateway_status(desired: DesiredState, generation: int = 0) -> NetworkGateway
     return NetworkGatewayGroupStatus(
         floating_ips={str(ip): node for ip, node in placement.holders.items()},
         placed=len(placement.holders),
+        releasing={str(ip): node for ip, node in placement.releasing.items()},
+        epoch=placement.epoch,
         unplaced=[
             UnplacedFloatingIP(ip=ip, reason=reason) for ip, reason in placement.unplaced.items()
         ],

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address, IPv4Network
 
 from bgplb.api import BGPLoadBalancerSpec, BGPSessionSpec
-from bgplb.core.floating import Placement, place_floating_ips
+from bgplb.core.floating import Placement, hand_over, place_floating_ips
 from bgplb.core.pools import Pool
 from bgplb.core.routes import Route, load_balancer_nodes, plan_routes
 from bgplb.core.sessions import (
@@ -60,8 +60,12 @@ def plan(snapshot: Snapshot) -> DesiredState:
     if snapshot.gateway is None:
         problems.append("NetworkGatewayGroup 'default' not found: no service sessions")
     in_use = frozenset().union(*snapshot.session_floating_ips.values())
-    placement = place_floating_ips(
-        floating_ips, snapshot.nodes, snapshot.floating_ip_holders, in_use
+    placement = hand_over(
+        place_floating_ips(floating_ips, snapshot.nodes, snapshot.floating_ip_holders, in_use),
+        snapshot.nodes,
+        snapshot.floating_ip_holders,
+        snapshot.floating_ip_releasing,
+        snapshot.placement_epoch,
     )
 
     peers = data_plane_peers(lb, snapshot.peers, len(set(floating_ips)))
@@ -187,6 +191,8 @@ def with_decisions(snapshot: Snapshot, desired: DesiredState) -> Snapshot:
         snapshot,
         services=services,
         floating_ip_holders=dict(desired.floating_ips.holders),
+        floating_ip_releasing=dict(desired.floating_ips.releasing),
+        placement_epoch=desired.floating_ips.epoch,
         session_floating_ips={k: frozenset(v) for k, v in session_ips.items()},
         route_next_hops={k: r.next_hops for k, r in desired.routes.items()},
     )

@@ -32,6 +32,10 @@ class Node:
     labels: Mapping[str, str] = field(default_factory=dict)
     ready: bool = True
     """Its agent's Lease is current (not Node Ready, which is tens of seconds late)."""
+    holding: frozenset[IPv4Address] = frozenset()
+    """Floating IPs its agent says (in its Lease) are plumbed on it."""
+    holding_epoch: int | None = None
+    """The placement epoch that `holding` reflects (None: the agent does not say)."""
 
     @property
     def ip(self) -> IPv4Address:
@@ -77,6 +81,10 @@ class Snapshot:
     """Floating IP → node holding it now."""
     session_floating_ips: Mapping[str, frozenset[IPv4Address]] = field(default_factory=dict)
     """Peer name → floating IPs its sessions start from now."""
+    floating_ip_releasing: Mapping[IPv4Address, str] = field(default_factory=dict)
+    """Floating IP → the live node giving it up (a move in progress)."""
+    placement_epoch: int = 0
+    """Bumped with every release; see core/floating.py."""
     route_next_hops: Mapping[ServiceKey, tuple[IPv4Address, ...]] = field(default_factory=dict)
     """Service → next hops advertised now (used without ADD-PATH to keep each VIP put)."""
     load_balancer_class: str = LOAD_BALANCER_CLASS
