@@ -696,6 +696,56 @@ def test_a_mass_withdrawal_without_a_configuration_change_is_paced(env: Env) -> 
         )  # fmt: skip
 
 
+def test_a_controller_that_starts_to_an_empty_looking_cache_paces_too(env: Env) -> None:
+    """Services deleted while the controller is down: its first plan, with no plan of
+    its own before it, is paced against the routes the cluster holds (before, the
+    first plan after a start was never bounded: all went at once)."""
+    pools = env.get("bgploadbalancer", "default", "-n", NS)["spec"]["addressPools"]
+    more = [*pools, {"name": "restart", "addresses": ["198.51.100.64/27"]}]
+    env.kube.kubectl(
+        "patch", "bgploadbalancer", "default", "-n", NS, "--type=merge",
+        "-p", json.dumps({"spec": {"addressPools": more}}),
+    )  # fmt: skip
+    names = [f"restart-{i:02}" for i in range(16)]
+    for name in names:
+        env.kube.kubectl("apply", "-f", "-", stdin=json.dumps(service(name)))
+
+    def routes() -> int:
+        items = env.get("bgpadvertisedroutes", "-n", NS)["items"]
+        return sum(i["metadata"]["name"].startswith("default-default-restart-") for i in items)
+
+    try:
+        wait_for("sixteen routes", lambda: routes() == 16, timeout=60)
+        wait_for(
+            "the pool change reflected in status",
+            lambda: (
+                (s := env.get("bgploadbalancer", "default", "-n", NS))["status"].get(
+                    "observedGeneration"
+                )
+                == s["metadata"]["generation"]
+            ),
+        )
+        env.stop_controller()
+        env.kube.kubectl("delete", "service", *names, "-n", "default")
+        env.start_controller()
+        wait_for("the first withdrawals", lambda: routes() < 16, timeout=60)
+        seen, deadline = [], time.monotonic() + 3
+        while time.monotonic() < deadline:
+            seen.append(routes())
+            time.sleep(0.2)
+        # In force: 17 routes and 4 sessions; a window allows a quarter of that, 6.
+        assert min(seen) >= 16 - 6, seen
+        wait_for("every route gone, paced", lambda: routes() == 0, timeout=60)
+    finally:
+        if env.proc is None or env.proc.poll() is not None:
+            env.start_controller()
+        env.kube.kubectl("delete", "service", *names, "-n", "default", "--ignore-not-found")
+        env.kube.kubectl(
+            "patch", "bgploadbalancer", "default", "-n", NS, "--type=merge",
+            "-p", json.dumps({"spec": {"addressPools": pools}}),
+        )  # fmt: skip
+
+
 LONG_NODE = "rack-12-" + "a" * 60 + ".example.com"
 
 

@@ -164,3 +164,49 @@ def test_fields_from_a_newer_version_are_read_past() -> None:
     assert [p.name for p in snapshot.load_balancer.address_pools] == ["p"]
     assert parse(lb, lenient=True)[1] == []
     assert {e.field for e in parse(lb)[1]} >= {"spec.futureSpecField"}
+
+
+def test_what_is_in_force_reads_back_as_a_plan() -> None:
+    """A controller's first pass paces against this (controller/withdrawals.py)."""
+    from bgplb.controller.snapshot import in_force, observed_generations
+
+    state = ClusterState("kube-system")
+    state.routes["default-default-web"] = {
+        "metadata": {"name": "default-default-web"},
+        "spec": {
+            "prefix": "203.0.113.10/32",
+            "nextHops": ["192.0.2.12", "192.0.2.11"],
+            "service": {"namespace": "default", "name": "web"},
+        },
+    }
+    state.routes["control-plane"] = {
+        "metadata": {"name": "control-plane"},
+        "spec": {"prefix": "198.51.100.200/32", "nextHops": ["192.0.2.11"]},
+    }
+    state.routes["broken"] = {"metadata": {"name": "broken"}, "spec": {"prefix": "nope"}}
+    state.sessions["tor-n1"] = {
+        "metadata": {"name": "tor-n1"},
+        "spec": {
+            "peer": "tor",
+            "nodeName": "n1",
+            "localIP": "192.0.2.11",
+            "localASN": 65001,
+            "peerIP": "192.0.2.1",
+            "peerASN": 65000,
+        },
+    }
+    got = in_force(state)
+    assert set(got.routes) == {"default/web"}
+    assert got.routes["default/web"].next_hops == (
+        IPv4Address("192.0.2.11"),
+        IPv4Address("192.0.2.12"),
+    )
+    assert got.vips == {"default/web": IPv4Address("203.0.113.10")}
+    assert set(got.sessions) == {"tor-n1"}
+
+    state.load_balancers["default"] = {
+        "metadata": {"name": "default", "generation": 3},
+        "status": {"observedGeneration": 3},
+    }
+    state.peers["tor"] = {"metadata": {"name": "tor", "generation": 2}}
+    assert observed_generations(state) == (3, None, (("tor", None),))

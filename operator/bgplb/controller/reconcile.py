@@ -25,7 +25,14 @@ from bgplb.controller.diff import Writes, diff_objects, status_differs
 from bgplb.controller.disruption import GuardState, Liveness, step
 from bgplb.controller.events import EventLimiter, event_name, next_hop_changes
 from bgplb.controller.prune import orphan_leases
-from bgplb.controller.snapshot import ClusterState, observed_live, snapshot_from, witnesses
+from bgplb.controller.snapshot import (
+    ClusterState,
+    in_force,
+    observed_generations,
+    observed_live,
+    snapshot_from,
+    witnesses,
+)
 from bgplb.controller.withdrawals import PACE_SECONDS, Bounded, Window, bound, window
 from bgplb.core.objects import gateway_status, route_objects, session_objects
 from bgplb.core.plan import DesiredState, plan, with_decisions
@@ -180,10 +187,17 @@ class Reconciler:
             # Decisions not yet seen back through the watches still count as current.
             snapshot = with_decisions(snapshot, self.previous)
         config = self._config_generations()
-        in_force = len(self.previous.routes) + len(self.previous.sessions) if self.previous else 0
-        budget = window(self.withdrawals, in_force, now)
+        before = self.previous
+        if before is None:
+            # A first pass (a start, a new leader): no plan of its own yet, so pace
+            # against what the cluster holds, and take as asked-for only configuration
+            # the statuses say the data plane does not reflect yet.
+            before = in_force(self.state)
+            if self.config_seen is None:
+                self.config_seen = observed_generations(self.state)
+        budget = window(self.withdrawals, len(before.routes) + len(before.sessions), now)
         bounded = bound(
-            self.previous,
+            before,
             plan(snapshot),
             asked=config != self.config_seen,
             allowed=budget.allowed - budget.used,

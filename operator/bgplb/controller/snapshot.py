@@ -21,8 +21,16 @@ from bgplb.agent.lease import (
     parse_holding,
 )
 from bgplb.agent.witness import WITNESS_ANNOTATION
-from bgplb.api import BGPLoadBalancer, BGPPeer, NetworkGatewayGroup
+from bgplb.api import (
+    BGPAdvertisedRoute,
+    BGPLoadBalancer,
+    BGPPeer,
+    BGPSession,
+    NetworkGatewayGroup,
+)
 from bgplb.api.common import read
+from bgplb.core.plan import DesiredState
+from bgplb.core.routes import Route
 from bgplb.core.snapshot import POOL_ANNOTATION, Node, Peer, Service, ServiceKey, Snapshot
 
 JSON = Mapping[str, Any]
@@ -237,3 +245,45 @@ def snapshot_from(
         route_next_hops=hops,
     )
     return snapshot, problems
+
+
+def in_force(state: ClusterState) -> DesiredState:
+    """The routes and sessions the cluster holds now, as a plan: what a controller
+    that just started paces its first withdrawals against (it has made no plan yet,
+    and a first plan from a cache that looks empty must not withdraw everything)."""
+    routes: dict[ServiceKey, Route] = {}
+    vips: dict[ServiceKey, IPv4Address] = {}
+    for raw in state.routes.values():
+        try:
+            spec = read(BGPAdvertisedRoute, raw).spec
+        except (ValidationError, KeyError):
+            continue
+        if spec.service is None:  # the control-plane route: never paced
+            continue
+        key = f"{spec.service.namespace}/{spec.service.name}"
+        routes[key] = Route(spec.prefix, tuple(sorted(spec.next_hops)), key)
+        vips[key] = spec.prefix.network_address
+    sessions = {}
+    for name, raw in state.sessions.items():
+        try:
+            sessions[name] = read(BGPSession, raw).spec
+        except (ValidationError, KeyError):
+            continue
+    return DesiredState(sessions=sessions, vips=vips, routes=routes)
+
+
+def observed_generations(state: ClusterState) -> tuple[object, ...]:
+    """The configuration generations the statuses say the data plane reflects, in the
+    shape of the controller's `_config_generations`: equal means nothing was asked
+    for since the routes and sessions in force were planned."""
+
+    def observed(raw: Mapping[str, Any] | None) -> object:
+        if raw is None:
+            return None
+        return (raw.get("status") or {}).get("observedGeneration")
+
+    return (
+        observed(state.load_balancers.get("default")),
+        observed(state.gateways.get("default")),
+        tuple(sorted((n, observed(r)) for n, r in state.peers.items())),
+    )
