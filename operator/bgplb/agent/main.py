@@ -25,11 +25,12 @@ from typing import Any
 
 import grpc
 
-from bgplb.agent import metrics, witness
+from bgplb.agent import metrics, probe, witness
 from bgplb.agent.desired import NodeDesired, node_desired
 from bgplb.agent.fencing import Fencing, Verdict
 from bgplb.agent.floating import NetlinkThread
 from bgplb.agent.lease import LeaseKeeper
+from bgplb.agent.mesh import INTERVAL, Mesh, without_dead_next_hops
 from bgplb.agent.source import (
     FileSource,
     Inputs,
@@ -81,6 +82,9 @@ class Agent:
     holding_epoch: int = 0
     """The placement epoch `plumbed` reflects (0: none applied yet), for the Lease."""
     wake: asyncio.Event = field(default_factory=asyncio.Event)
+    mesh: Mesh | None = None
+    """The agents' mesh verdicts (None: no witness key or port, no mesh)."""
+    prober: probe.Prober | None = None
     renewal_tried: asyncio.Event = field(default_factory=asyncio.Event)
     """Set after each renewal attempt: the fence watch re-reads its deadline."""
     reconciled_at: float = field(default_factory=time.monotonic)
@@ -92,6 +96,52 @@ class Agent:
         published them (no LIST of every Lease: they change only when nodes come or go)."""
         known = self.last_inputs.witnesses if self.last_inputs else {}
         return {node: address for node, address in known.items() if node != self.node}
+
+    def _peer_addresses(self) -> dict[str, tuple[str, int]]:
+        out = {}
+        for node, address in self.witnesses().items():
+            host, _, port = address.rpartition(":")
+            with contextlib.suppress(ValueError):
+                out[node] = (str(IPv4Address(host)), int(port))
+        return out
+
+    def dead_next_hops(self) -> frozenset[IPv4Address]:
+        """The node addresses the mesh's quorum holds for dead."""
+        if self.mesh is None or not self.mesh.dead:
+            return frozenset()
+        peers = self._peer_addresses()
+        return frozenset(IPv4Address(peers[n][0]) for n in self.mesh.dead if n in peers)
+
+    def _answered(self, node: str, suspects: frozenset[str]) -> None:
+        if self.mesh is not None:
+            self.mesh = self.mesh.answered(node, suspects, time.monotonic())
+            metrics.MESH_PROBES.labels(node, "answered").inc()
+
+    async def mesh_loop(self) -> None:
+        """Probe every other agent each INTERVAL; re-decide who is dead; on a change,
+        reconcile at once (the next hops it advertises change)."""
+        assert self.mesh is not None
+        assert self.prober is not None
+        while True:
+            now = time.monotonic()
+            peers = self._peer_addresses()
+            self.mesh = self.mesh.peers(peers, now)
+            self.prober.probe(peers)
+            for node in peers:
+                metrics.MESH_PROBES.labels(node, "sent").inc()
+            was = self.mesh
+            self.mesh = was.tick(now)
+            if self.mesh.dead != was.dead:
+                for node in sorted(self.mesh.dead - was.dead):
+                    metrics.MESH_DETECTION.observe(now - was.heard.get(node, now))
+                    metrics.NEXT_HOP_WITHDRAWALS.labels("mesh").inc()
+                log.warning(
+                    "mesh: nodes held for dead changed",
+                    extra={"dead": sorted(self.mesh.dead), "was": sorted(was.dead)},
+                )
+                metrics.MESH_DEAD.set(len(self.mesh.dead))
+                self.wake.set()
+            await asyncio.sleep(max(0.0, INTERVAL - (time.monotonic() - now)))
 
     def healthy(self) -> bool:
         return time.monotonic() - self.reconciled_at < 6 * self.resync_seconds
@@ -129,7 +179,7 @@ class Agent:
             self.node,
             self.node_ip,
             sessions=inputs.sessions,
-            routes=inputs.routes,
+            routes=without_dead_next_hops(inputs.routes, self.dead_next_hops()),
             floating_ips=(ip for ip, holder in inputs.floating_ips.items() if holder == self.node),
             passwords=inputs.passwords,
             pools=inputs.pools,
@@ -381,6 +431,8 @@ class Agent:
             loops.append(lambda: self.watch_loop(cp))
         if self.lease is not None:
             loops += [self.lease_loop, self.fence_loop]
+        if self.mesh is not None:
+            loops.append(self.mesh_loop)
         self.wake.set()
         async with asyncio.TaskGroup() as group:
             for loop in loops:
@@ -414,6 +466,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--status-file", type=Path, help="write session status here, not to the API")
     p.add_argument("--kubeconfig", default=os.environ.get("KUBECONFIG"))
     p.add_argument("--lease-duration", type=float, default=3.0)
+    p.add_argument(
+        "--mesh",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="probe the other agents over UDP on the witness port and leave out the next "
+        "hops of nodes a quorum of them has lost, before their Leases expire (needs the "
+        "witness port and key)",
+    )
     p.add_argument(
         "--restart-grace",
         type=float,
@@ -525,8 +585,19 @@ def main(argv: list[str] | None = None) -> int:
         if args.metrics_address:
             host, _, port = args.metrics_address.rpartition(":")
             runner = await metrics.serve(host, int(port), agent.healthy)
-        witness_runner = None
+        witness_runner = mesh_transport = None
         if agent.lease is not None and agent.witness_key is not None and args.witness_port:
+            if args.mesh:
+                agent.mesh = Mesh(args.node)
+                agent.prober = probe.Prober(
+                    args.node,
+                    agent.witness_key,
+                    lambda: agent.mesh.suspects(time.monotonic()) if agent.mesh else (),
+                    agent._answered,
+                )
+                mesh_transport = await probe.listen(
+                    str(args.node_ip), args.witness_port, agent.prober
+                )
             witness_runner = await witness.serve(
                 str(args.node_ip),
                 args.witness_port,
@@ -541,6 +612,8 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             await agent.hand_over(args.restart_grace)
             agent.floating.close()
+            if mesh_transport is not None:
+                mesh_transport.close()
             for r in (runner, witness_runner):
                 if r is not None:
                     await r.cleanup()

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 
 SESSIONS = Gauge("bgplb_agent_sessions", "This node's BGP sessions by state.", ["state"])
 PATHS = Gauge("bgplb_agent_paths_advertised", "Paths this node's service speaker advertises.")
@@ -24,6 +24,25 @@ API_ERRORS = Counter(
 ROUTES_REFUSED = Gauge(
     "bgplb_agent_routes_refused",
     "Routes this agent will not advertise: not a /32 inside an address pool.",
+)
+MESH_PROBES = Counter(
+    "bgplb_agent_mesh_probes_total",
+    "Mesh probes sent to, and verified answers received from, each peer node "
+    "(loss: 1 - answered/sent).",
+    ["peer", "result"],
+)
+MESH_DEAD = Gauge(
+    "bgplb_agent_mesh_dead_nodes", "Nodes the mesh's quorum holds for dead, next hops left out."
+)
+MESH_DETECTION = Histogram(
+    "bgplb_agent_mesh_detection_seconds",
+    "From a node's last answer to this agent until the quorum held it for dead.",
+    buckets=(0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0),
+)
+NEXT_HOP_WITHDRAWALS = Counter(
+    "bgplb_agent_next_hop_withdrawals_total",
+    "Next hops this agent left out of its routes before the controller did, by reason.",
+    ["reason"],
 )
 SPEAKER_ERRORS = Counter("bgplb_agent_speaker_errors_total", "Failed calls to gobgpd.")
 RECONCILED_AT = Gauge(

@@ -1,0 +1,127 @@
+"""Which nodes the agents' mesh holds for dead, as one pure state machine.
+
+Lease expiry takes the controller 3 s to notice a dead load-balancer node. The agents
+probe each other directly (probe.py: signed UDP every 100 ms) and each answer
+carries the answering agent's own suspects, so every agent knows, within a few
+probes, how many of the others have lost a node. A node is held for dead once a
+quorum of the agents that could probe it agree — its own bad link to one agent, or
+one agent's bad link, withdraws nothing — and the agent then leaves it out of the
+next hops it advertises, before its Lease expires. The controller, converging later
+on the same next hops, changes nothing more. A node held for dead comes back only
+after the quorum has seen it alive for a hold-down, so a flapping node is not re-added
+on every answer.
+
+Events in: a verified answer (who, its suspects), the peers known; time passed in.
+Out: the nodes held for dead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from ipaddress import IPv4Address
+
+from bgplb.api import BGPAdvertisedRouteSpec
+
+INTERVAL = 0.1
+"""Seconds between probes of each peer."""
+SILENT_AFTER = 0.45
+"""A peer unheard for this long is a suspect: four probes lost in a row, not one or
+two (5 % random loss loses four in a row about once in 160,000 probes)."""
+HOLD_DOWN = 3.0
+"""A node held for dead must be seen alive by the quorum this long to come back."""
+
+
+@dataclass(frozen=True)
+class Mesh:
+    me: str
+    known_since: Mapping[str, float] = field(default_factory=dict)
+    """Peer → when this agent first knew of it (a new peer is not suspected at once)."""
+    heard: Mapping[str, float] = field(default_factory=dict)
+    """Peer → when its last verified answer came."""
+    their_suspects: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    """Peer → the nodes its last answer said it had lost."""
+    dead: frozenset[str] = frozenset()
+    """Held for dead: left out of the next hops."""
+    alive_since: Mapping[str, float] = field(default_factory=dict)
+    """Held-for-dead node → since when the quorum no longer says so."""
+    dead_since: Mapping[str, float] = field(default_factory=dict)
+
+    # --- events ----------------------------------------------------------------
+
+    def peers(self, nodes: Iterable[str], now: float) -> Mesh:
+        """The peers to probe now (the other agents, from the gateway status)."""
+        wanted = set(nodes) - {self.me}
+        known = {n: self.known_since.get(n, now) for n in sorted(wanted)}
+        return replace(
+            self,
+            known_since=known,
+            heard={n: t for n, t in self.heard.items() if n in wanted},
+            their_suspects={n: s for n, s in self.their_suspects.items() if n in wanted},
+            dead=self.dead & wanted,
+            alive_since={n: t for n, t in self.alive_since.items() if n in wanted},
+            dead_since={n: t for n, t in self.dead_since.items() if n in wanted},
+        )
+
+    def answered(self, node: str, suspects: Iterable[str], now: float) -> Mesh:
+        if node not in self.known_since:
+            return self
+        return replace(
+            self,
+            heard={**self.heard, node: now},
+            their_suspects={**self.their_suspects, node: frozenset(suspects) - {node}},
+        )
+
+    def tick(self, now: float) -> Mesh:
+        """Re-decide who is held for dead."""
+        dead, alive_since, dead_since = set(self.dead), dict(self.alive_since), {}
+        for node in self.known_since:
+            if self.quorum_says_dead(node, now):
+                dead.add(node)
+                alive_since.pop(node, None)
+                dead_since[node] = self.dead_since.get(node, now)
+            elif node in dead:
+                since = alive_since.setdefault(node, now)
+                if now - since >= HOLD_DOWN:
+                    dead.discard(node)
+                    alive_since.pop(node)
+                else:
+                    dead_since[node] = self.dead_since[node]
+        return replace(self, dead=frozenset(dead), alive_since=alive_since, dead_since=dead_since)
+
+    # --- questions ---------------------------------------------------------------
+
+    def silent(self, node: str, now: float) -> bool:
+        last = self.heard.get(node, self.known_since.get(node, now))
+        return now - last >= SILENT_AFTER
+
+    def suspects(self, now: float) -> frozenset[str]:
+        """What this agent tells the others it has lost."""
+        return frozenset(n for n in self.known_since if self.silent(n, now))
+
+    def quorum_says_dead(self, node: str, now: float) -> bool:
+        """More than half of the agents that probe `node` (every agent but it, this
+        one included) have lost it. An agent this one cannot hear casts no vote: it
+        may be the one cut off. So an agent cut off from everyone declares nothing
+        (its own vote is no majority once there are three agents or more)."""
+        probers = [n for n in self.known_since if n != node]
+        votes = int(self.silent(node, now))
+        for prober in probers:
+            if not self.silent(prober, now) and node in self.their_suspects.get(prober, ()):
+                votes += 1
+        return 2 * votes > len(probers) + 1
+
+
+def without_dead_next_hops(
+    routes: Iterable[BGPAdvertisedRouteSpec], dead: Iterable[IPv4Address]
+) -> tuple[BGPAdvertisedRouteSpec, ...]:
+    """Routes with the dead nodes' next hops left out — except where that would leave
+    a route none: a VIP stays on the fabric through whatever the controller last
+    said, rather than be withdrawn on the mesh's word alone."""
+    gone = set(dead)
+    out = []
+    for route in routes:
+        alive = [h for h in route.next_hops if h not in gone]
+        keep = alive and len(alive) < len(route.next_hops)
+        out.append(route.model_copy(update={"next_hops": alive}) if keep else route)
+    return tuple(out)

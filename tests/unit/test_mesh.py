@@ -1,0 +1,109 @@
+"""The mesh's verdicts: who is held for dead, by quorum, with a hold-down."""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address
+
+import pytest
+
+from bgplb.agent.mesh import HOLD_DOWN, SILENT_AFTER, Mesh, without_dead_next_hops
+from bgplb.api import BGPAdvertisedRouteSpec
+
+PEERS = ("n2", "n3", "n4")
+
+
+def mesh(at: float = 0.0) -> Mesh:
+    return Mesh("n1").peers(PEERS, at)
+
+
+def hear(m: Mesh, now: float, answers: dict[str, set[str]]) -> Mesh:
+    for node, suspects in answers.items():
+        m = m.answered(node, suspects, now)
+    return m.tick(now)
+
+
+LATER = SILENT_AFTER + 0.05
+
+
+@pytest.mark.parametrize(
+    ("answers", "dead"),
+    [
+        # everyone answers, nobody lost: nothing
+        ({"n2": set(), "n3": set(), "n4": set()}, set()),
+        # n4 silent to me and to both others: dead
+        ({"n2": {"n4"}, "n3": {"n4"}}, {"n4"}),
+        # n4 silent to me only (my bad link): the others still hear it
+        ({"n2": set(), "n3": set()}, set()),
+        # n4 silent to me and to n2; n3 hears it: two of three probers — dead
+        ({"n2": {"n4"}, "n3": set()}, {"n4"}),
+        # I hear nobody: my own vote is no majority
+        ({}, set()),
+        # n2 says it lost n3 and n4, but I hear both and n3 and n4 hear each other
+        ({"n2": {"n3", "n4"}, "n3": set(), "n4": set()}, set()),
+    ],
+)
+def test_quorum(answers: dict[str, set[str]], dead: set[str]) -> None:
+    m = hear(mesh(), 0.0, {n: set() for n in PEERS})  # all heard at first
+    m = hear(m, LATER, answers)
+    assert m.dead == frozenset(dead)
+
+
+def test_my_bad_link_alone_withdraws_nothing() -> None:
+    m = hear(mesh(), 0.0, {n: set() for n in PEERS})
+    m = hear(m, LATER, {"n2": set(), "n3": set()})  # n4's answers to me are lost
+    assert m.suspects(LATER) == {"n4"}
+    assert m.dead == frozenset()
+
+
+def test_a_new_peer_is_not_suspected_at_once() -> None:
+    m = hear(mesh(), 0.0, {"n2": set(), "n3": set(), "n4": set()})
+    m = m.peers([*PEERS, "n5"], 0.1)
+    assert "n5" not in m.suspects(0.2)
+    assert "n5" in m.suspects(0.1 + SILENT_AFTER)
+
+
+def test_a_dead_node_comes_back_only_after_the_hold_down() -> None:
+    m = hear(mesh(), 0.0, {n: set() for n in PEERS})
+    m = hear(m, LATER, {"n2": {"n4"}, "n3": {"n4"}})
+    assert m.dead == {"n4"}
+    back = LATER + 1.0
+    m = hear(m, back, {"n2": set(), "n3": set(), "n4": set()})
+    assert m.dead == {"n4"}  # alive again, but held off
+    m = hear(m, back + HOLD_DOWN - 0.1, {"n2": set(), "n3": set(), "n4": set()})
+    assert m.dead == {"n4"}
+    m = hear(m, back + HOLD_DOWN, {"n2": set(), "n3": set(), "n4": set()})
+    assert m.dead == frozenset()
+
+
+def test_a_flap_during_the_hold_down_restarts_it() -> None:
+    m = hear(mesh(), 0.0, {n: set() for n in PEERS})
+    m = hear(m, LATER, {"n2": {"n4"}, "n3": {"n4"}})
+    m = hear(m, 1.0, {"n2": set(), "n3": set(), "n4": set()})
+    m = hear(m, 1.0 + LATER, {"n2": {"n4"}, "n3": {"n4"}})  # gone again
+    m = hear(m, 2.0, {"n2": set(), "n3": set(), "n4": set()})
+    m = hear(m, 1.0 + HOLD_DOWN + 0.1, {"n2": set(), "n3": set(), "n4": set()})
+    assert m.dead == {"n4"}  # the hold-down began again at 2.0
+
+
+def test_answers_from_strangers_are_ignored_and_departed_peers_forgotten() -> None:
+    m = hear(mesh(), 0.0, {"n9": {"n2"}})
+    assert "n9" not in m.heard
+    m = hear(m, 0.0, {n: set() for n in PEERS})
+    m = hear(m, LATER, {"n2": {"n4"}, "n3": {"n4"}})
+    m = m.peers(["n2", "n3"], LATER)  # n4 left the cluster
+    assert m.dead == frozenset()
+    assert "n4" not in m.known_since
+
+
+def route(*hops: str) -> BGPAdvertisedRouteSpec:
+    return BGPAdvertisedRouteSpec.model_validate(
+        {"prefix": "203.0.113.10/32", "nextHops": list(hops)}
+    )
+
+
+def test_dead_next_hops_are_left_out_but_never_the_last() -> None:
+    dead = [IPv4Address("192.0.2.14")]
+    (kept,) = without_dead_next_hops([route("192.0.2.11", "192.0.2.14")], dead)
+    assert kept.next_hops == [IPv4Address("192.0.2.11")]
+    (only,) = without_dead_next_hops([route("192.0.2.14")], dead)
+    assert only.next_hops == [IPv4Address("192.0.2.14")]
