@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import sys
 import time
 
@@ -19,11 +20,18 @@ async def main(node: str, host: str, port: int, key: bytes, peers: dict[str, str
     def answered(peer: str, suspects: frozenset[str]) -> None:
         state["mesh"] = state["mesh"].answered(peer, suspects, time.monotonic())
 
-    prober = probe.Prober(node, key, lambda: state["mesh"].suspects(time.monotonic()), answered)
+    def paused(peer: str, seconds: float) -> None:
+        state["mesh"] = state["mesh"].paused(peer, time.monotonic() + seconds)
+
+    prober = probe.Prober(
+        node, key, lambda: state["mesh"].suspects(time.monotonic()), answered, paused
+    )
     await probe.listen(host, port, prober)
     addresses = {n: (ip, port) for n, ip in peers.items()}
+    stopping = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopping.set)
     print(json.dumps({"node": node, "dead": [], "at": time.time()}), flush=True)
-    while True:
+    while not stopping.is_set():
         now = time.monotonic()
         was = state["mesh"].peers(addresses, now)
         prober.probe(addresses)
@@ -32,6 +40,8 @@ async def main(node: str, host: str, port: int, key: bytes, peers: dict[str, str
             line = {"node": node, "dead": sorted(state["mesh"].dead), "at": time.time()}
             print(json.dumps(line), flush=True)
         await asyncio.sleep(INTERVAL)
+    prober.pause(addresses, 4.0)  # as the agent does on SIGTERM
+    await asyncio.sleep(0.1)
 
 
 if __name__ == "__main__":

@@ -107,3 +107,15 @@ def test_one_bad_link_or_lossy_link_holds_nobody_for_dead(mesh: Mesh) -> None:
     finally:
         for rule in lossy:
             n2.exec("iptables", "-w", "-D", *rule, check=False)
+
+
+def test_a_restarting_agent_that_said_so_is_not_held_for_dead(mesh: Mesh) -> None:
+    """SIGTERM: the agent tells its peers a successor answers within 4 s (here no
+    successor comes): nobody holds it for dead before then; everybody does after."""
+    stopped = time.time()
+    mesh.procs["n4"].terminate()
+    mesh.procs["n4"].wait(5)
+    for n in ("n1", "n2", "n3"):
+        wait_for(f"{n} holds n4 for dead", lambda n=n: mesh.dead(n) == ["n4"], timeout=10)
+    first = min(float(mesh.lines(n)[-1]["at"]) for n in ("n1", "n2", "n3"))  # type: ignore[arg-type]
+    assert first - stopped >= 4.0, "not while its successor may still come"

@@ -107,3 +107,13 @@ def test_dead_next_hops_are_left_out_but_never_the_last() -> None:
     assert kept.next_hops == [IPv4Address("192.0.2.11")]
     (only,) = without_dead_next_hops([route("192.0.2.14")], dead)
     assert only.next_hops == [IPv4Address("192.0.2.14")]
+
+
+def test_a_pause_covers_a_restart_then_silence_counts_again() -> None:
+    m = hear(mesh(), 0.0, {n: set() for n in PEERS})
+    m = m.paused("n4", 5.0)
+    m = hear(m, 4.9, {"n2": {"n4"}, "n3": {"n4"}})
+    assert "n4" not in m.suspects(4.9)
+    assert m.dead == frozenset()
+    m = hear(m, 5.0 + LATER, {"n2": {"n4"}, "n3": {"n4"}})
+    assert m.dead == {"n4"}

@@ -117,6 +117,11 @@ class Agent:
             self.mesh = self.mesh.answered(node, suspects, time.monotonic())
             metrics.MESH_PROBES.labels(node, "answered").inc()
 
+    def _paused(self, node: str, seconds: float) -> None:
+        if self.mesh is not None:
+            self.mesh = self.mesh.paused(node, time.monotonic() + seconds)
+            log.info("mesh: a peer's agent is restarting", extra={"peer": node, "seconds": seconds})
+
     async def mesh_loop(self) -> None:
         """Probe every other agent each INTERVAL; re-decide who is dead; on a change,
         reconcile at once (the next hops it advertises change)."""
@@ -594,6 +599,7 @@ def main(argv: list[str] | None = None) -> int:
                     agent.witness_key,
                     lambda: agent.mesh.suspects(time.monotonic()) if agent.mesh else (),
                     agent._answered,
+                    agent._paused,
                 )
                 mesh_transport = await probe.listen(
                     str(args.node_ip), args.witness_port, agent.prober
@@ -611,6 +617,8 @@ def main(argv: list[str] | None = None) -> int:
                 await agent.run()
         finally:
             await agent.hand_over(args.restart_grace)
+            if agent.prober is not None and args.restart_grace > 0:
+                agent.prober.pause(agent._peer_addresses(), args.restart_grace)
             agent.floating.close()
             if mesh_transport is not None:
                 mesh_transport.close()

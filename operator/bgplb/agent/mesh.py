@@ -46,6 +46,9 @@ class Mesh:
     alive_since: Mapping[str, float] = field(default_factory=dict)
     """Held-for-dead node → since when the quorum no longer says so."""
     dead_since: Mapping[str, float] = field(default_factory=dict)
+    paused_until: Mapping[str, float] = field(default_factory=dict)
+    """Peer → until when its silence means nothing: its agent is restarting (it said
+    so as it stopped, as it holds its Lease for the next agent)."""
 
     # --- events ----------------------------------------------------------------
 
@@ -61,6 +64,7 @@ class Mesh:
             dead=self.dead & wanted,
             alive_since={n: t for n, t in self.alive_since.items() if n in wanted},
             dead_since={n: t for n, t in self.dead_since.items() if n in wanted},
+            paused_until={n: t for n, t in self.paused_until.items() if n in wanted},
         )
 
     def answered(self, node: str, suspects: Iterable[str], now: float) -> Mesh:
@@ -71,6 +75,11 @@ class Mesh:
             heard={**self.heard, node: now},
             their_suspects={**self.their_suspects, node: frozenset(suspects) - {node}},
         )
+
+    def paused(self, node: str, until: float) -> Mesh:
+        if node not in self.known_since:
+            return self
+        return replace(self, paused_until={**self.paused_until, node: until})
 
     def tick(self, now: float) -> Mesh:
         """Re-decide who is held for dead."""
@@ -92,7 +101,12 @@ class Mesh:
     # --- questions ---------------------------------------------------------------
 
     def silent(self, node: str, now: float) -> bool:
-        last = self.heard.get(node, self.known_since.get(node, now))
+        if now < self.paused_until.get(node, 0.0):
+            return False
+        last = max(
+            self.heard.get(node, self.known_since.get(node, now)),
+            self.paused_until.get(node, 0.0),
+        )
         return now - last >= SILENT_AFTER
 
     def suspects(self, now: float) -> frozenset[str]:
@@ -104,6 +118,8 @@ class Mesh:
         one included) have lost it. An agent this one cannot hear casts no vote: it
         may be the one cut off. So an agent cut off from everyone declares nothing
         (its own vote is no majority once there are three agents or more)."""
+        if now < self.paused_until.get(node, 0.0):
+            return False  # it said (signed) it is restarting: a peer that missed that may not
         probers = [n for n in self.known_since if n != node]
         votes = int(self.silent(node, now))
         for prober in probers:

@@ -15,6 +15,7 @@ import hmac
 import json
 import logging
 import secrets
+import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, cast
 
@@ -25,6 +26,9 @@ log = logging.getLogger("bgplb.agent")
 SIGNATURE_CHARS = 64
 PENDING_PER_PEER = 32
 """Nonces kept per peer: answers up to 3 s late (at 100 ms) still count."""
+PAUSE_FRESH = 10.0
+"""A pause notice older than this (by the sender's wall clock) is a replay: ignored."""
+PAUSE_MAX = 60.0
 
 
 def encode(key: bytes, body: Mapping[str, Any]) -> bytes:
@@ -53,7 +57,10 @@ class Prober(asyncio.DatagramProtocol):
         key: bytes,
         suspects: Callable[[], Iterable[str]],
         on_answer: Callable[[str, frozenset[str]], None],
+        on_pause: Callable[[str, float], None] = lambda node, seconds: None,
     ) -> None:
+        self.on_pause = on_pause
+        self.seen_pauses: set[str] = set()
         self.node = node
         self.key = key
         self.suspects = suspects
@@ -82,6 +89,22 @@ class Prober(asyncio.DatagramProtocol):
         for gone in set(self.pending) - set(peers):
             del self.pending[gone]
 
+    def pause(self, peers: Mapping[str, tuple[str, int]], seconds: float) -> None:
+        """Tell every peer this agent is stopping and a successor answers within
+        `seconds`: a restart is not a dead node."""
+        if self.transport is None:
+            return
+        for node, address in peers.items():
+            body = {
+                "type": "pause",
+                "node": self.node,
+                "to": node,
+                "nonce": secrets.token_hex(8),
+                "seconds": seconds,
+                "at": time.time(),
+            }
+            self.transport.sendto(encode(self.key, body), address)
+
     def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
         body = decode(self.key, data)
         if body is None or self.transport is None:
@@ -97,6 +120,16 @@ class Prober(asyncio.DatagramProtocol):
                 "suspects": sorted(self.suspects()),
             }
             self.transport.sendto(encode(self.key, answer), addr)
+        elif kind == "pause" and body.get("to") == self.node and nonce not in self.seen_pauses:
+            seconds, at = body.get("seconds"), body.get("at")
+            if not all(isinstance(v, int | float) for v in (seconds, at)):
+                return
+            if abs(time.time() - at) > PAUSE_FRESH:  # type: ignore[operator]
+                return
+            if len(self.seen_pauses) > 4096:
+                self.seen_pauses.clear()  # older ones are stale by PAUSE_FRESH anyway
+            self.seen_pauses.add(nonce)
+            self.on_pause(node, min(float(seconds), PAUSE_MAX))  # type: ignore[arg-type]
         elif kind == "answer" and nonce in self.pending.get(node, ()):
             self.pending[node].remove(nonce)  # once: a replay counts for nothing
             suspects = body.get("suspects")
