@@ -15,6 +15,8 @@ def test_lb_node_failure_restores_traffic(lab: Lab) -> None:
     # The dead node left both ToRs' ECMP groups (the drill waits for it), and traffic
     # came back: the requests after the restore time were all answered.
     assert result.figures["traffic_restored_s"] < result.figures["route_withdrawn_s"] + 2
+    # Every speaker advertising its next hop left it out on the mesh's word.
+    assert all(result.figures["held_for_dead_by_mesh"].values()), result.figures
 
 
 def test_floating_ip_holder_failure_moves_its_sessions_and_loses_no_route(lab: Lab) -> None:

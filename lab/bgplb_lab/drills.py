@@ -175,11 +175,29 @@ def _node_failure(
     return t0, seconds, result
 
 
+def mesh_held_for_dead(log: str, node: str) -> int:
+    """How many times an agent's log says its mesh began holding `node` for dead."""
+    count = 0
+    for line in log.splitlines():
+        start = line.find("{")
+        if start < 0 or "held for dead changed" not in line:
+            continue
+        with contextlib.suppress(ValueError):
+            entry = json.loads(line[start:])
+            if node in entry.get("dead", []) and node not in entry.get("was", []):
+                count += 1
+    return count
+
+
 def lb_node_failure(lab: Lab) -> Result:
     """A load-balancing node that holds no floating IP dies: its next hop must leave
-    the ToRs' ECMP routes; measure until every request is answered again."""
-    victim = sorted(LB_NODES - set(lab.holders().values()))[0]
+    the ToRs' ECMP routes; measure until every request is answered again. The
+    floating-IP holders' agents (whose speakers advertise the next hops) should hold
+    it for dead by their mesh, ahead of its Lease."""
+    holders = sorted(set(lab.holders().values()))
+    victim = sorted(LB_NODES - set(holders))[0]
     ip = lab.node(victim).ip
+    verdicts_before = {n: mesh_held_for_dead(lab.agent_log(n), victim) for n in holders}
     t0, withdrawn, result = _node_failure(
         lab,
         victim,
@@ -191,6 +209,10 @@ def lb_node_failure(lab: Lab) -> Result:
         "lb-node failure",
         {
             "node": victim,
+            "held_for_dead_by_mesh": {
+                n: mesh_held_for_dead(lab.agent_log(n), victim) > verdicts_before[n]
+                for n in holders
+            },
             "route_withdrawn_s": round(withdrawn, 2),
             "traffic_restored_s": round(result.restored_after(t0), 2),
             "failed_requests": result.failed,
