@@ -3,6 +3,7 @@ Leases, and no churn across restarts."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import subprocess
@@ -10,7 +11,7 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +37,36 @@ CONFIG = [
         for name, ip in (("tor-a", "192.0.2.1"), ("tor-b", "192.0.2.2"))
     ],
 ]
+
+
+@contextlib.contextmanager
+def _many_services(
+    env: Env, prefix: str, addresses: str, count: int
+) -> Iterator[tuple[list[str], Callable[[], int]]]:
+    """`count` Services `<prefix>-NN` from a pool of their own; their names and a count
+    of their routes. Deleted, and the pool removed, on the way out."""
+    pools = env.get("bgploadbalancer", "default", "-n", NS)["spec"]["addressPools"]
+    more = [*pools, {"name": prefix, "addresses": [addresses]}]
+    env.kube.kubectl(
+        "patch", "bgploadbalancer", "default", "-n", NS, "--type=merge",
+        "-p", json.dumps({"spec": {"addressPools": more}}),
+    )  # fmt: skip
+    names = [f"{prefix}-{i:02}" for i in range(count)]
+    for name in names:
+        env.kube.kubectl("apply", "-f", "-", stdin=json.dumps(service(name)))
+
+    def routes() -> int:
+        items = env.get("bgpadvertisedroutes", "-n", NS)["items"]
+        return sum(i["metadata"]["name"].startswith(f"default-default-{prefix}-") for i in items)
+
+    try:
+        yield names, routes
+    finally:
+        env.kube.kubectl("delete", "service", *names, "-n", "default", "--ignore-not-found")
+        env.kube.kubectl(
+            "patch", "bgploadbalancer", "default", "-n", NS, "--type=merge",
+            "-p", json.dumps({"spec": {"addressPools": pools}}),
+        )  # fmt: skip
 
 
 @dataclass
@@ -655,65 +686,40 @@ def test_a_mass_withdrawal_without_a_configuration_change_is_paced(env: Env) -> 
     """Twenty Services deleted at once (what a cache that lost them would look like):
     a quarter of the routes and sessions go per 5 s window; the condition says so;
     all are gone in the end."""
-    pools = env.get("bgploadbalancer", "default", "-n", NS)["spec"]["addressPools"]
-    more = [*pools, {"name": "mass", "addresses": ["198.51.100.0/27"]}]
-    env.kube.kubectl(
-        "patch", "bgploadbalancer", "default", "-n", NS, "--type=merge",
-        "-p", json.dumps({"spec": {"addressPools": more}}),
-    )  # fmt: skip
-    names = [f"mass-{i:02}" for i in range(20)]
-    for name in names:
-        env.kube.kubectl("apply", "-f", "-", stdin=json.dumps(service(name)))
+    with _many_services(env, "mass", "198.51.100.0/27", 20) as (names, routes):
+        _paced_mass_withdrawal(env, names, routes)
 
-    def routes() -> int:
-        items = env.get("bgpadvertisedroutes", "-n", NS)["items"]
-        return sum(i["metadata"]["name"].startswith("default-default-mass-") for i in items)
 
+def _paced_mass_withdrawal(env: Env, names: list[str], routes: Callable[[], int]) -> None:
     def paced() -> str:
         status = env.get("bgploadbalancer", "default", "-n", NS).get("status", {})
         found = [c for c in status.get("conditions", []) if c["type"] == "WithdrawalsPaced"]
         return found[0]["status"] if found else ""
 
-    try:
-        wait_for("twenty routes", lambda: routes() == 20, timeout=60)
-        env.kube.kubectl("delete", "service", *names, "-n", "default", "--wait=false")
-        seen, deadline = [], time.monotonic() + 4
-        while time.monotonic() < deadline:
-            seen.append(routes())
-            time.sleep(0.2)
-        # A window's budget is a quarter of what is in force (20 routes, 4 sessions):
-        # 6. Four seconds can touch two windows; without the bound all went at once.
-        assert min(seen) >= 20 - 2 * 6, seen
-        assert min(seen) < 20, seen  # but some did go at once
-        assert paced() == "True"
-        wait_for("every route gone, paced", lambda: routes() == 0, timeout=60)
-        wait_for("the condition cleared", lambda: paced() == "False", timeout=15)
-    finally:
-        env.kube.kubectl("delete", "service", *names, "-n", "default", "--ignore-not-found")
-        env.kube.kubectl(
-            "patch", "bgploadbalancer", "default", "-n", NS, "--type=merge",
-            "-p", json.dumps({"spec": {"addressPools": pools}}),
-        )  # fmt: skip
+    wait_for("twenty routes", lambda: routes() == 20, timeout=60)
+    env.kube.kubectl("delete", "service", *names, "-n", "default", "--wait=false")
+    seen, deadline = [], time.monotonic() + 4
+    while time.monotonic() < deadline:
+        seen.append(routes())
+        time.sleep(0.2)
+    # A window's budget is a quarter of what is in force (20 routes, 4 sessions):
+    # 6. Four seconds can touch two windows; without the bound all went at once.
+    assert min(seen) >= 20 - 2 * 6, seen
+    assert min(seen) < 20, seen  # but some did go at once
+    assert paced() == "True"
+    wait_for("every route gone, paced", lambda: routes() == 0, timeout=60)
+    wait_for("the condition cleared", lambda: paced() == "False", timeout=15)
 
 
 def test_a_controller_that_starts_to_an_empty_looking_cache_paces_too(env: Env) -> None:
     """Services deleted while the controller is down: its first plan, with no plan of
     its own before it, is paced against the routes the cluster holds (before, the
     first plan after a start was never bounded: all went at once)."""
-    pools = env.get("bgploadbalancer", "default", "-n", NS)["spec"]["addressPools"]
-    more = [*pools, {"name": "restart", "addresses": ["198.51.100.64/27"]}]
-    env.kube.kubectl(
-        "patch", "bgploadbalancer", "default", "-n", NS, "--type=merge",
-        "-p", json.dumps({"spec": {"addressPools": more}}),
-    )  # fmt: skip
-    names = [f"restart-{i:02}" for i in range(16)]
-    for name in names:
-        env.kube.kubectl("apply", "-f", "-", stdin=json.dumps(service(name)))
+    with _many_services(env, "restart", "198.51.100.64/27", 16) as (names, routes):
+        _paced_after_a_start(env, names, routes)
 
-    def routes() -> int:
-        items = env.get("bgpadvertisedroutes", "-n", NS)["items"]
-        return sum(i["metadata"]["name"].startswith("default-default-restart-") for i in items)
 
+def _paced_after_a_start(env: Env, names: list[str], routes: Callable[[], int]) -> None:
     try:
         wait_for("sixteen routes", lambda: routes() == 16, timeout=60)
         wait_for(
@@ -739,11 +745,6 @@ def test_a_controller_that_starts_to_an_empty_looking_cache_paces_too(env: Env) 
     finally:
         if env.proc is None or env.proc.poll() is not None:
             env.start_controller()
-        env.kube.kubectl("delete", "service", *names, "-n", "default", "--ignore-not-found")
-        env.kube.kubectl(
-            "patch", "bgploadbalancer", "default", "-n", NS, "--type=merge",
-            "-p", json.dumps({"spec": {"addressPools": pools}}),
-        )  # fmt: skip
 
 
 LONG_NODE = "rack-12-" + "a" * 60 + ".example.com"
