@@ -38,6 +38,19 @@ def settled(lab: Lab) -> Iterator[Lab]:
         teardown(lab)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that build a lab of their own run before the shared one is up: two
+    clusters at once on this machine's two cores starve both (a Lease renewal stalled
+    past the fencing margin in CI, and a floating IP's session went down with it)."""
+
+    def shares_the_lab(item: pytest.Item) -> bool:
+        return "lab" in getattr(item, "fixturenames", ())
+
+    e2e = [i for i in items if i.nodeid.startswith("e2e/")]
+    rest = [i for i in items if not i.nodeid.startswith("e2e/")]
+    items[:] = rest + sorted(e2e, key=shares_the_lab)
+
+
 @pytest.fixture(scope="session")
 def lab() -> Iterator[Lab]:
     """Seed example 3 with the demo Service, every session Established."""

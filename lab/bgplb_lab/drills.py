@@ -87,12 +87,12 @@ def session_marks(lab: Lab) -> dict[str, Any]:
             )
     # BIRD names dynamic sessions node1, node2, ... in order of arrival: key them by
     # the neighbour's address, so a flap names the session that flapped.
-    since: str | None = None
+    since: tuple[str, float] | None = None
     for line in lab.bird.birdc("show protocols all").splitlines():
         words = line.split()
         if words and not line.startswith(" "):  # a protocol's first line
             established = words[0].startswith("node") and "Established" in words
-            since = f"{words[0]} {words[4]}" if established else None
+            since = (words[0], _seconds_of_day(words[4])) if established else None
         elif since is not None and line.strip().startswith("Neighbor address:"):
             marks[f"bird/{words[-1]}"] = since
     return marks
@@ -108,10 +108,21 @@ def flap_details(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any
     return {k: f"{before.get(k)} → {after.get(k)}" for k in flaps(before, after)}
 
 
+def _seconds_of_day(clock: str) -> float:
+    """BIRD's 'since' ("hh:mm:ss.sss") in seconds after midnight."""
+    h, m, s = clock.split(":")
+    return int(h) * 3600 + int(m) * 60 + float(s)
+
+
 def _same(a: Any, b: Any) -> bool:
-    if isinstance(a, tuple) and isinstance(b, tuple):
+    if isinstance(a, tuple) and isinstance(b, tuple) and len(a) == len(b) == 3:
         # FRR derives the establishment epoch from the uptime: it jitters by a second.
         return a[:2] == b[:2] and abs((a[2] or 0) - (b[2] or 0)) <= 2
+    if isinstance(a, tuple) and isinstance(b, tuple) and len(a) == len(b) == 2:
+        # BIRD keeps 'since' on its monotonic clock and shows it on the wall clock:
+        # the two drift apart by milliseconds, so the same session's mark moves a little.
+        drift = abs(a[1] - b[1]) % 86400
+        return a[0] == b[0] and min(drift, 86400 - drift) < 1.0
     return bool(a == b)
 
 

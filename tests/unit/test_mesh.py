@@ -6,7 +6,13 @@ from ipaddress import IPv4Address
 
 import pytest
 
-from bgplb.agent.mesh import HOLD_DOWN, SILENT_AFTER, Mesh, without_dead_next_hops
+from bgplb.agent.mesh import (
+    HOLD_DOWN,
+    NEVER_HEARD_AFTER,
+    SILENT_AFTER,
+    Mesh,
+    without_dead_next_hops,
+)
 from bgplb.api import BGPAdvertisedRouteSpec
 
 PEERS = ("n2", "n3", "n4")
@@ -59,7 +65,21 @@ def test_a_new_peer_is_not_suspected_at_once() -> None:
     m = hear(mesh(), 0.0, {"n2": set(), "n3": set(), "n4": set()})
     m = m.peers([*PEERS, "n5"], 0.1)
     assert "n5" not in m.suspects(0.2)
-    assert "n5" in m.suspects(0.1 + SILENT_AFTER)
+    # Listed before its agent answers: starting is not dying.
+    assert "n5" not in m.suspects(0.1 + SILENT_AFTER)
+    assert "n5" in m.suspects(0.1 + NEVER_HEARD_AFTER)
+    # Once heard, silence counts at once.
+    m = m.answered("n5", (), 1.0)
+    assert "n5" in m.suspects(1.0 + LATER)
+
+
+def test_a_starting_agent_is_not_held_for_dead_by_the_others() -> None:
+    m = hear(mesh(), 0.0, {n: set() for n in PEERS})
+    m = m.peers([*PEERS, "n5"], 0.0)
+    # n5 is known to everyone but answers nobody yet; the others say the same.
+    for t in (0.5, 1.0, 2.0, 5.0):
+        m = hear(m, t, {"n2": m.suspects(t) & {"n5"}, "n3": set(), "n4": set()})
+    assert m.dead == frozenset()
 
 
 def test_a_dead_node_comes_back_only_after_the_hold_down() -> None:

@@ -28,6 +28,11 @@ INTERVAL = 0.1
 SILENT_AFTER = 0.45
 """A peer unheard for this long is a suspect: four probes lost in a row, not one or
 two (5 % random loss loses four in a row about once in 160,000 probes)."""
+NEVER_HEARD_AFTER = 10.0
+"""A peer this agent has never heard is a suspect only this long after it became
+known: a new agent is listed (from its first Lease renewal) before it answers, and
+holding a node that is still starting for dead withdraws its next hop for nothing
+(seen in the lab: every new agent was held for dead for the hold-down)."""
 HOLD_DOWN = 3.0
 """A node held for dead must be seen alive by the quorum this long to come back."""
 
@@ -103,11 +108,11 @@ class Mesh:
     def silent(self, node: str, now: float) -> bool:
         if now < self.paused_until.get(node, 0.0):
             return False
-        last = max(
-            self.heard.get(node, self.known_since.get(node, now)),
-            self.paused_until.get(node, 0.0),
-        )
-        return now - last >= SILENT_AFTER
+        paused = self.paused_until.get(node, 0.0)
+        if node not in self.heard:
+            since = self.known_since.get(node, now)
+            return now - max(since, paused) >= NEVER_HEARD_AFTER
+        return now - max(self.heard[node], paused) >= SILENT_AFTER
 
     def suspects(self, now: float) -> frozenset[str]:
         """What this agent tells the others it has lost."""
