@@ -122,7 +122,7 @@ def _same(a: Any, b: Any) -> bool:
         # BIRD keeps 'since' on its monotonic clock and shows it on the wall clock:
         # the two drift apart by milliseconds, so the same session's mark moves a little.
         drift = abs(a[1] - b[1]) % 86400
-        return a[0] == b[0] and min(drift, 86400 - drift) < 1.0
+        return bool(a[0] == b[0] and min(drift, 86400 - drift) < 1.0)
     return bool(a == b)
 
 
