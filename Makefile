@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 STUBS := operator/bgplb/agent/speaker/stubs/gobgp_pb2.py
 GOBGP_PROTO := /usr/share/gocode/src/github.com/osrg/gobgp/api/gobgp.proto
 
-.PHONY: test deps venv lint types unit crds bench-plan bench-speaker bench-controller bench-lab bench-lab-up lab lab-status lab-down clean
+.PHONY: test deps venv lint types unit crds bench-plan bench-speaker bench-controller bench-lab bench-lab-up bench-soak lab lab-status lab-down clean
 
 test: lint types unit
 
@@ -67,6 +67,9 @@ bench-controller: venv
 
 bench-lab: venv
 	$(PY) bench/bench_lab.py
+
+bench-soak: venv
+	$(PY) bench/bench_soak.py
 
 bench-lab-up: venv
 	$(PY) bench/bench_lab_up.py

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import signal
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -58,10 +59,11 @@ class TrafficLog:
 
 
 @contextlib.contextmanager
-def traffic(lab: Lab) -> Iterator[Callable[[], TrafficLog]]:
-    """Continuous requests to the demo VIP from the client, every 50 ms."""
+def traffic(lab: Lab, timeout: float = 0.5) -> Iterator[Callable[[], TrafficLog]]:
+    """Continuous requests to the demo VIP from the client, every 50 ms; one not
+    answered within `timeout` seconds counts as failed."""
     log = lab.workdir / f"traffic-{time.monotonic_ns()}.jsonl"
-    proc = lab.start_traffic(log)
+    proc = lab.start_traffic(log, timeout)
     wait_for("the first request", lambda: log.exists() and log.stat().st_size > 0, timeout=10)
 
     def read() -> TrafficLog:
@@ -607,5 +609,121 @@ def partition_pair(lab: Lab, seconds: float = 25) -> Result:
             "fenced": {
                 v: lab.agent_log(v).count("self-fencing") > fences_before[v] for v in victims
             },
+        },
+    )
+
+
+def log_lines(log: str, message: str) -> int:
+    """How many lines of an agent's log carry `message`."""
+    return sum(message in line for line in log.splitlines())
+
+
+SOAK_CLIENT_TIMEOUT = 3.0
+"""A request through the lossy link may lose its SYN: the kernel resends it after 1 s
+(then 3 s). A soak request fails only if nothing answers within 3 s: a blackhole, not
+a retransmission."""
+
+
+BUSY_LOOP = ("sh", "-c", "while :; do :; done")
+
+
+def netns_exec(lab: Lab, node: str) -> list[str]:
+    return ["ip", "netns", "exec", lab.netns(node)]
+
+
+@contextlib.contextmanager
+def busy_loops(lab: Lab, seconds: float, per_node: int) -> Iterator[None]:
+    """`per_node` shell busy loops in each node's namespaces, ended by their own PIDs
+    when the block ends, and by `timeout` in any case."""
+    procs = [
+        subprocess.Popen(
+            [*netns_exec(lab, n.name), "timeout", str(int(seconds) + 30), *BUSY_LOOP],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        for n in NODES
+        for _ in range(per_node)
+    ]
+    try:
+        yield
+    finally:
+        stop_processes(*procs)
+
+
+@contextlib.contextmanager
+def lossy_link(lab: Lab, node: str, probability: float) -> Iterator[None]:
+    """Drop `probability` of the packets in each direction of `node`'s fabric link
+    (eth0): received, sent and forwarded. By iptables' statistic match: this kernel
+    has no netem."""
+    host = lab.host(node, lab.node(node).ip)
+    odds = ["-m", "statistic", "--mode", "random", "--probability", str(probability)]
+    rules = [
+        ["-t", "raw", "PREROUTING", "-i", "eth0", *odds],
+        ["-t", "mangle", "POSTROUTING", "-o", "eth0", *odds],
+    ]
+    try:
+        for rule in rules:
+            table, chain, *match = rule[1], rule[2], *rule[3:]
+            host.exec("iptables", "-w", "-t", table, "-I", chain, *match, "-j", "DROP")
+        yield
+    finally:
+        for rule in rules:
+            table, chain, *match = rule[1], rule[2], *rule[3:]
+            host.exec("iptables", "-w", "-t", table, "-D", chain, *match, "-j", "DROP", check=False)
+
+
+def soak(lab: Lab, seconds: float = 600, loss: float = 0.05, busy_per_node: int = 1) -> Result:
+    """Nothing fails while nothing is wrong: `seconds` of client traffic with busy
+    loops on every node and `loss` on the link of a floating-IP holder (its Lease
+    renewals, BGP sessions and mesh probes all cross it). Counts what would be false
+    alarms: next hops missing from a ToR, mesh verdicts, self-fencing, floating IPs
+    moved, session flaps, failed requests."""
+    holders = lab.holders()
+    lossy = holders[sorted(holders)[0]]
+    before = settle(lab)
+    hops = lab.tor_next_hops(DEMO_VIP)
+    nodes = [n.name for n in NODES]
+    logs_before = {n: lab.agent_log(n) for n in nodes}
+    samples, short = 0, []
+    with (
+        busy_loops(lab, seconds, busy_per_node),
+        lossy_link(lab, lossy, loss),
+        traffic(lab, SOAK_CLIENT_TIMEOUT) as log,
+    ):
+        t0 = time.time()
+        while time.time() - t0 < seconds:
+            now = lab.tor_next_hops(DEMO_VIP)
+            samples += 1
+            if now != hops:
+                short.append({tor: sorted(h) for tor, h in now.items()})
+            time.sleep(1.0)
+        result = log()
+    after = session_marks(lab)
+    logs = {n: lab.agent_log(n) for n in nodes}
+
+    def new(message: str) -> dict[str, int]:
+        counts = {
+            n: log_lines(logs[n], message) - log_lines(logs_before[n], message) for n in nodes
+        }
+        return {n: c for n, c in counts.items() if c}
+
+    return Result(
+        "soak",
+        {
+            "seconds": seconds,
+            "lossy_node": lossy,
+            "loss": loss,
+            "busy_loops": busy_per_node * len(nodes),
+            "requests": len(result.requests),
+            "failed_requests": result.failed,
+            "route_samples": samples,
+            "samples_missing_a_next_hop": len(short),
+            "mesh_held_for_dead": new("held for dead changed"),
+            "fences": new("self-fencing"),
+            "renewals_failed": new("cannot renew lease"),
+            "floating_ips_moved": lab.holders() != holders,
+            "flaps": flaps(before, after),
+            **({"flap_details": flap_details(before, after)} if flaps(before, after) else {}),
         },
     )

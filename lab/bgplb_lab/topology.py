@@ -414,8 +414,9 @@ class Lab:
         cmd = [sys.executable, "-m", "bgplb_lab.client", DEMO_VIP, "--count", str(count)]
         return self.client.exec(*cmd, check=False, timeout=60)
 
-    def start_traffic(self, log: Path) -> subprocess.Popen[bytes]:
+    def start_traffic(self, log: Path, timeout: float = 0.5) -> subprocess.Popen[bytes]:
         cmd = [sys.executable, "-m", "bgplb_lab.client", DEMO_VIP, "--log", str(log)]
+        cmd += ["--timeout", str(timeout)]
         return self.client.popen(cmd, self.workdir / "client.log")
 
 
