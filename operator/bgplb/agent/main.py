@@ -54,6 +54,16 @@ from bgplb.logs import setup_logging
 log = logging.getLogger("bgplb.agent")
 
 
+WATCH_HELD = 5.0
+"""A watch stream that lasted this long was connected: its break starts a new series."""
+
+
+def watch_retry_delay(failures: int) -> float:
+    """Seconds before reconnecting a gobgpd watch after `failures` failed attempts in
+    a row: 0.5 s doubling to 5 s (a restarted daemon is found within 5 s)."""
+    return float(min(5.0, 0.5 * 2**failures))
+
+
 @dataclass
 class Agent:
     node: str
@@ -306,21 +316,37 @@ class Agent:
                 metrics.SPEAKER_ERRORS.inc()
                 log.warning("speaker unreachable", extra={"error": e.details()})
 
-    async def watch_loop(self, speaker: GoBGPSpeaker) -> None:
+    async def watch_loop(self, speaker: GoBGPSpeaker, replays: bool = True) -> None:
+        """Session state changes as they happen. A broken stream means the daemon
+        may have restarted empty: the agent's own speaker (`replays`) is then
+        reconciled again, after every failed attempt; the static Pod's is only read.
+        Reconnects back off, and a series of failures is logged once. On a node
+        without that daemon (a worker has no control-plane speaker) the loop used to
+        wake a full reconcile and log a warning twice a second, starving the agent
+        under CPU stress until its Lease renewal came late and it fenced (the soak
+        found it)."""
+        failures = 0
         while True:
+            started = time.monotonic()
             try:
                 async for peer in speaker.watch():
+                    failures = 0
                     log.info(
                         "session state", extra={"peer": str(peer.address), "state": peer.state}
                     )
                     await self.report(only_peer=peer.address)
             except grpc.aio.AioRpcError as e:
-                log.warning(
-                    "gobgpd watch broken", extra={"target": speaker.target, "error": e.details()}
-                )
-            # The daemon may have restarted empty: replay everything.
-            self.wake.set()
-            await asyncio.sleep(0.5)
+                if time.monotonic() - started >= WATCH_HELD:
+                    failures = 0  # it was connected: a new series
+                if failures == 0:
+                    log.warning(
+                        "gobgpd watch broken",
+                        extra={"target": speaker.target, "error": e.details()},
+                    )
+            if replays:
+                self.wake.set()
+            await asyncio.sleep(watch_retry_delay(failures))
+            failures += 1
 
     async def source_loop(self) -> None:
         async for _ in self.source.changes():
@@ -433,7 +459,7 @@ class Agent:
         ]
         if self.control_plane is not None:
             cp = self.control_plane
-            loops.append(lambda: self.watch_loop(cp))
+            loops.append(lambda: self.watch_loop(cp, replays=False))
         if self.lease is not None:
             loops += [self.lease_loop, self.fence_loop]
         if self.mesh is not None:
