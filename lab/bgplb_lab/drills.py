@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from bgplb_lab.daemons import FRR, stop_processes, wait_for
@@ -693,6 +695,21 @@ def lossy_link(lab: Lab, node: str, probability: float) -> Iterator[None]:
             host.exec("iptables", "-w", "-t", table, "-D", chain, *rule, check=False)
 
 
+def agent_cpu_seconds() -> dict[int, float]:
+    """CPU seconds (user + system) of every running `bgplb-agent` process, by PID."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            if b"bgplb-agent" not in (proc / "cmdline").read_bytes():
+                continue
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+            out[int(proc.name)] = (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
 def soak(lab: Lab, seconds: float = 600, loss: float = 0.05, busy_per_node: int = 1) -> Result:
     """Nothing fails while nothing is wrong: `seconds` of client traffic with busy
     loops on every node and `loss` on the link of a floating-IP holder (its Lease
@@ -706,6 +723,7 @@ def soak(lab: Lab, seconds: float = 600, loss: float = 0.05, busy_per_node: int 
     nodes = [n.name for n in NODES]
     logs_before = {n: lab.agent_log(n) for n in nodes}
     samples, short = 0, []
+    cpu_before = agent_cpu_seconds()
     with (
         busy_loops(lab, seconds, busy_per_node),
         lossy_link(lab, lossy, loss),
@@ -719,7 +737,10 @@ def soak(lab: Lab, seconds: float = 600, loss: float = 0.05, busy_per_node: int 
                 short.append({tor: sorted(h) for tor, h in now.items()})
             time.sleep(1.0)
         result = log()
+        cpu = agent_cpu_seconds()
+        elapsed = time.time() - t0
     after = session_marks(lab)
+    used = sorted(cpu[p] - cpu_before[p] for p in cpu if p in cpu_before)
     logs = {n: lab.agent_log(n) for n in nodes}
 
     def new(message: str) -> dict[str, int]:
@@ -735,6 +756,7 @@ def soak(lab: Lab, seconds: float = 600, loss: float = 0.05, busy_per_node: int 
             "lossy_node": lossy,
             "loss": loss,
             "busy_loops": busy_per_node * len(nodes),
+            "agent_cpu_millicores": [round(1000 * u / elapsed) for u in used],
             "requests": len(result.requests),
             "failed_requests": result.failed,
             **({"failures": result.failures(t0)} if result.failed else {}),
