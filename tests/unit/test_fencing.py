@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 import pytest
 
-from bgplb.agent.fencing import Fencing, Verdict, keep_floating_ips
+from bgplb.agent.fencing import RETRY_AFTER_FAILURE, Fencing, Verdict, keep_floating_ips
 from bgplb.agent.witness import Answer
 
 DOWN = Answer(0.0)  # does not reach the API server either
@@ -166,3 +166,17 @@ def test_what_it_tells_other_agents() -> None:
     assert state.reachable_for(103.0) == 0.0  # overdue: it does not reach the API server now
     assert state.renewal_failed(101.2).reachable_for(101.5) == 0.0
     assert START.renewed_ago(0.0) is None
+
+
+def test_a_failed_renewal_is_retried_at_once_while_the_deadline_is_ahead() -> None:
+    """The soak: a renewal timed out 1.8 s after the last success (sent at 101.0);
+    the next, a second later, came at the deadline (102.0) itself and the agent
+    fenced on one lost renewal. Now it is retried at once."""
+    failed = LIVE.renewal_failed(101.0)
+    assert failed.renew_in(started=101.0, now=101.8) == RETRY_AFTER_FAILURE
+    # Past the deadline, or fenced: the usual cadence (no herd on the API server).
+    assert failed.renew_in(started=102.1, now=102.2) == pytest.approx(0.9)
+    fenced = failed.answered({}, 0, 102.0)
+    assert fenced.renew_in(started=101.0, now=101.5) == pytest.approx(0.5)
+    # Renewing fine: once a second.
+    assert LIVE.renew_in(started=100.0, now=100.3) == pytest.approx(0.7)

@@ -24,6 +24,12 @@ SLACK = 0.2
 two clocks only meet through a request's round trip."""
 
 
+RENEW_EVERY = 1.0
+"""Seconds between Lease renewals while they succeed."""
+RETRY_AFTER_FAILURE = 0.05
+"""Seconds before the next attempt after a failed renewal, while the deadline is ahead."""
+
+
 class Verdict(enum.Enum):
     ALLOW = "allow"
     """Hold the floating IPs the controller assigned to this node."""
@@ -124,6 +130,17 @@ class Fencing:
         if self.fenced is True or self.last_renewed is None:
             return None
         return self.last_renewed + self.duration - self.margin
+
+    def renew_in(self, started: float, now: float) -> float:
+        """Seconds until the next renewal attempt; the last one started at `started`.
+        After a success, the usual interval. After a failure, at once while the
+        deadline is still ahead: waiting out the interval put the next attempt on the
+        deadline itself, so one lost renewal fenced (the soak's lossy link found it
+        twice in ten minutes). Past the deadline or fenced, the usual interval again:
+        no herd of retries on a recovering API server."""
+        if self.failing_since is not None and self.fenced is not True and not self.overdue(now):
+            return RETRY_AFTER_FAILURE
+        return max(0.0, RENEW_EVERY - (now - started))
 
     def must_ask(self, now: float) -> bool:
         """Whether to ask the witnesses now (and fence on their answers)."""

@@ -379,7 +379,7 @@ class Agent:
             self.renewal_tried.set()
             if self.fencing.verdict(time.monotonic()) != before.verdict(time.monotonic()):
                 self.wake.set()
-            await asyncio.sleep(max(0.0, 1.0 - (time.monotonic() - started)))
+            await asyncio.sleep(self.fencing.renew_in(started, time.monotonic()))
 
     async def fence_loop(self) -> None:
         """Asks the witnesses the moment the last renewal is overdue, not at the next
