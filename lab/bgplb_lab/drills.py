@@ -714,8 +714,9 @@ def soak(lab: Lab, seconds: float = 600, loss: float = 0.05, busy_per_node: int 
     """Nothing fails while nothing is wrong: `seconds` of client traffic with busy
     loops on every node and `loss` on the link of a floating-IP holder (its Lease
     renewals, BGP sessions and mesh probes all cross it). Counts what would be false
-    alarms: next hops missing from a ToR, mesh verdicts, self-fencing, floating IPs
-    moved, session flaps, failed requests."""
+    alarms: next hops missing from a ToR, mesh verdicts (by the node held for dead,
+    summed over the agents that held it), self-fencing, floating IPs moved, session
+    flaps, failed requests."""
     holders = lab.holders()
     lossy = holders[sorted(holders)[0]]
     before = settle(lab)
@@ -763,7 +764,17 @@ def soak(lab: Lab, seconds: float = 600, loss: float = 0.05, busy_per_node: int 
             "route_samples": samples,
             "samples_missing_a_next_hop": len(short),
             **({"next_hops_seen": short[:5]} if short else {}),
-            "mesh_held_for_dead": new("held for dead changed"),
+            "mesh_verdicts": {
+                target: count
+                for target in nodes
+                if (
+                    count := sum(
+                        mesh_held_for_dead(logs[n], target)
+                        - mesh_held_for_dead(logs_before[n], target)
+                        for n in nodes
+                    )
+                )
+            },
             "fences": new("self-fencing"),
             "renewals_failed": new("cannot renew lease"),
             "floating_ips_moved": lab.holders() != holders,
