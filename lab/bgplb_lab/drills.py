@@ -12,7 +12,6 @@ import contextlib
 import json
 import os
 import signal
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -623,11 +622,6 @@ def partition_pair(lab: Lab, seconds: float = 25) -> Result:
     )
 
 
-def log_lines(log: str, message: str) -> int:
-    """How many lines of an agent's log carry `message`."""
-    return sum(message in line for line in log.splitlines())
-
-
 SOAK_CLIENT_TIMEOUT = 3.0
 """A request through the lossy link may lose its SYN: the kernel resends it after 1 s
 (then 3 s). A soak request fails only if nothing answers within 3 s: a blackhole, not
@@ -637,20 +631,13 @@ a retransmission."""
 BUSY_LOOP = ("sh", "-c", "while :; do :; done")
 
 
-def netns_exec(lab: Lab, node: str) -> list[str]:
-    return ["ip", "netns", "exec", lab.netns(node)]
-
-
 @contextlib.contextmanager
 def busy_loops(lab: Lab, seconds: float, per_node: int) -> Iterator[None]:
     """`per_node` shell busy loops in each node's namespaces, ended by their own PIDs
     when the block ends, and by `timeout` in any case."""
     procs = [
-        subprocess.Popen(
-            [*netns_exec(lab, n.name), "timeout", str(int(seconds) + 30), *BUSY_LOOP],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
+        lab.host(n.name, n.ip).popen(
+            ["timeout", str(int(seconds) + 30), *BUSY_LOOP], lab.workdir / "busy-loops.log"
         )
         for n in NODES
         for _ in range(per_node)
@@ -741,13 +728,12 @@ def soak(lab: Lab, seconds: float = 600, loss: float = 0.05, busy_per_node: int 
         cpu = agent_cpu_seconds()
         elapsed = time.time() - t0
     after = session_marks(lab)
+    flapped = flaps(before, after)
     used = sorted(cpu[p] - cpu_before[p] for p in cpu if p in cpu_before)
     logs = {n: lab.agent_log(n) for n in nodes}
 
     def new(message: str) -> dict[str, int]:
-        counts = {
-            n: log_lines(logs[n], message) - log_lines(logs_before[n], message) for n in nodes
-        }
+        counts = {n: logs[n].count(message) - logs_before[n].count(message) for n in nodes}
         return {n: c for n, c in counts.items() if c}
 
     return Result(
@@ -778,7 +764,7 @@ def soak(lab: Lab, seconds: float = 600, loss: float = 0.05, busy_per_node: int 
             "fences": new("self-fencing"),
             "renewals_failed": new("cannot renew lease"),
             "floating_ips_moved": lab.holders() != holders,
-            "flaps": flaps(before, after),
-            **({"flap_details": flap_details(before, after)} if flaps(before, after) else {}),
+            "flaps": flapped,
+            **({"flap_details": flap_details(before, after)} if flapped else {}),
         },
     )
