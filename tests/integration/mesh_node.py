@@ -26,7 +26,7 @@ async def main(node: str, host: str, port: int, key: bytes, peers: dict[str, str
     prober = probe.Prober(
         node, key, lambda: state["mesh"].suspects(time.monotonic()), answered, paused
     )
-    await probe.listen(host, port, prober)
+    prober.start(host, port)
     addresses = {n: (ip, port) for n, ip in peers.items()}
     stopping = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopping.set)
@@ -35,6 +35,7 @@ async def main(node: str, host: str, port: int, key: bytes, peers: dict[str, str
         now = time.monotonic()
         was = state["mesh"].peers(addresses, now)
         prober.probe(addresses)
+        was = was.probed(addresses, now)
         state["mesh"] = was.tick(now)
         if state["mesh"].dead != was.dead:
             line = {"node": node, "dead": sorted(state["mesh"].dead), "at": time.time()}
@@ -42,6 +43,7 @@ async def main(node: str, host: str, port: int, key: bytes, peers: dict[str, str
         await asyncio.sleep(INTERVAL)
     prober.pause(addresses, 4.0)  # as the agent does on SIGTERM
     await asyncio.sleep(0.1)
+    prober.close()
 
 
 if __name__ == "__main__":

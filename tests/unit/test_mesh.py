@@ -8,6 +8,8 @@ import pytest
 
 from bgplb.agent.mesh import (
     HOLD_DOWN,
+    INTERVAL,
+    LOST_PROBES,
     NEVER_HEARD_AFTER,
     SILENT_AFTER,
     Mesh,
@@ -23,12 +25,19 @@ def mesh(at: float = 0.0) -> Mesh:
 
 
 def hear(m: Mesh, now: float, answers: dict[str, set[str]]) -> Mesh:
+    """Probe every peer each INTERVAL since the last probes up to `now`, take
+    `answers` (the others' answers are lost), re-decide."""
+    t = now if m.last_probe is None else m.last_probe + INTERVAL
+    while t <= now + 1e-9:
+        m = m.probed(m.known_since, t)
+        t += INTERVAL
     for node, suspects in answers.items():
         m = m.answered(node, suspects, now)
     return m.tick(now)
 
 
-LATER = SILENT_AFTER + 0.05
+LATER = SILENT_AFTER + 0.15
+"""Long enough after the last answer for a peer to be silent."""
 
 
 @pytest.mark.parametrize(
@@ -62,15 +71,20 @@ def test_my_bad_link_alone_withdraws_nothing() -> None:
 
 
 def test_a_new_peer_is_not_suspected_at_once() -> None:
-    m = hear(mesh(), 0.0, {"n2": set(), "n3": set(), "n4": set()})
+    everyone = {"n2": set(), "n3": set(), "n4": set()}
+    m = hear(mesh(), 0.0, everyone)
     m = m.peers([*PEERS, "n5"], 0.1)
+    m = hear(m, 0.2, everyone)
     assert "n5" not in m.suspects(0.2)
     # Listed before its agent answers: starting is not dying.
-    assert "n5" not in m.suspects(0.1 + SILENT_AFTER)
+    m = hear(m, 0.1 + LATER, everyone)
+    assert "n5" not in m.suspects(0.1 + LATER)
+    m = hear(m, 0.1 + NEVER_HEARD_AFTER, everyone)
     assert "n5" in m.suspects(0.1 + NEVER_HEARD_AFTER)
     # Once heard, silence counts at once.
-    m = m.answered("n5", (), 1.0)
-    assert "n5" in m.suspects(1.0 + LATER)
+    m = hear(m, 11.0, {**everyone, "n5": set()})
+    m = hear(m, 11.0 + LATER, everyone)
+    assert "n5" in m.suspects(11.0 + LATER)
 
 
 def test_a_starting_agent_is_not_held_for_dead_by_the_others() -> None:
@@ -137,3 +151,70 @@ def test_a_pause_covers_a_restart_then_silence_counts_again() -> None:
     assert m.dead == frozenset()
     m = hear(m, 5.0 + LATER, {"n2": {"n4"}, "n3": {"n4"}})
     assert m.dead == {"n4"}
+
+
+def test_an_agent_that_sent_no_probes_suspects_nobody() -> None:
+    """Its own stall (CPU starved, the machine paused) is not the others' silence."""
+    m = hear(mesh(), 0.0, {n: set() for n in PEERS})
+    assert m.suspects(2.0) == frozenset()
+    m = m.tick(2.0)
+    assert m.suspects(2.0) == frozenset()
+    assert m.dead == frozenset()
+
+
+def test_silence_needs_four_lost_probes_not_only_time() -> None:
+    m = hear(mesh(), 0.0, {n: set() for n in PEERS})
+    for _ in range(LOST_PROBES - 1):
+        m = m.probed(PEERS, 0.1)
+    assert m.suspects(LATER) == frozenset()
+    m = m.probed(PEERS, 0.2)
+    assert m.suspects(LATER) == frozenset(PEERS)
+
+
+NODES = ("n1", "n2", "n3", "n4")
+
+
+def simulate(asleep: set[str], between: tuple[float, float], until: float = 5.0) -> set[str]:
+    """Four agents probing each other every INTERVAL over a lossless network; the
+    `asleep` ones neither probe nor answer `between` (a process or machine stalled,
+    or a node dead for good if the end is past `until`). Each agent, as the agent's
+    loop does: probes, re-decides, then takes the answers. Returns every node any
+    awake agent ever held for dead."""
+    meshes = {n: Mesh(n).peers(NODES, 0.0) for n in NODES}
+    held: set[str] = set()
+    step = 0
+    while (t := step * INTERVAL) <= until:
+        sleeping = asleep if between[0] <= t < between[1] else set()
+        for node in NODES:
+            if node in sleeping:
+                continue
+            others = [n for n in NODES if n != node]
+            m = meshes[node].probed(others, t).tick(t)
+            for peer in others:
+                if peer not in sleeping:
+                    m = m.answered(peer, meshes[peer].suspects(t), t)
+            meshes[node] = m
+            held |= m.dead
+        step += 1
+    return held
+
+
+@pytest.mark.parametrize(
+    ("asleep", "held"),
+    [
+        # The whole machine paused for a second (seen in CI under the soak): every
+        # agent wakes at once. Nobody is dead.
+        (set(NODES), set()),
+        # One agent's process stalled a second: it answered nobody, so the others
+        # hold it (and only it) for dead; what it says on waking condemns nobody.
+        ({"n4"}, {"n4"}),
+    ],
+)
+def test_a_stall_holds_for_dead_only_who_went_unanswered(asleep: set[str], held: set[str]) -> None:
+    assert simulate(asleep, (1.0, 2.0)) == held
+
+
+def test_a_dead_node_is_held_for_dead_within_about_half_a_second() -> None:
+    # n4 answered last at 0.9: four lost probes and 0.35 s later the others agree.
+    assert simulate({"n4"}, (1.0, 99.0), until=1.35) == set()
+    assert simulate({"n4"}, (1.0, 99.0), until=1.65) == {"n4"}

@@ -142,6 +142,7 @@ class Agent:
             peers = self._peer_addresses()
             self.mesh = self.mesh.peers(peers, now)
             self.prober.probe(peers)
+            self.mesh = self.mesh.probed(peers, now)
             for node in peers:
                 metrics.MESH_PROBES.labels(node, "sent").inc()
             was = self.mesh
@@ -616,7 +617,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.metrics_address:
             host, _, port = args.metrics_address.rpartition(":")
             runner = await metrics.serve(host, int(port), agent.healthy)
-        witness_runner = mesh_transport = None
+        witness_runner = None
         if agent.lease is not None and agent.witness_key is not None and args.witness_port:
             if args.mesh:
                 agent.mesh = Mesh(args.node)
@@ -627,9 +628,7 @@ def main(argv: list[str] | None = None) -> int:
                     agent._answered,
                     agent._paused,
                 )
-                mesh_transport = await probe.listen(
-                    str(args.node_ip), args.witness_port, agent.prober
-                )
+                agent.prober.start(str(args.node_ip), args.witness_port)
             witness_runner = await witness.serve(
                 str(args.node_ip),
                 args.witness_port,
@@ -646,8 +645,8 @@ def main(argv: list[str] | None = None) -> int:
             if agent.prober is not None and args.restart_grace > 0:
                 agent.prober.pause(agent._peer_addresses(), args.restart_grace)
             agent.floating.close()
-            if mesh_transport is not None:
-                mesh_transport.close()
+            if agent.prober is not None:
+                agent.prober.close()
             for r in (runner, witness_runner):
                 if r is not None:
                     await r.cleanup()

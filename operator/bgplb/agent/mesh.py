@@ -11,8 +11,17 @@ on the same next hops, changes nothing more. A node held for dead comes back onl
 after the quorum has seen it alive for a hold-down, so a flapping node is not re-added
 on every answer.
 
-Events in: a verified answer (who, its suspects), the peers known; time passed in.
-Out: the nodes held for dead.
+Silence is counted in probes, not in time: a peer is silent when this agent sent it
+LOST_PROBES probes in a row and the first of them has gone unanswered for
+SILENT_AFTER. An agent that was itself stalled (CPU starved, its whole machine
+paused) sent nothing meanwhile, so it holds nobody silent for it, and the suspects
+it reports the moment it wakes are empty rather than everyone. (Counted in time,
+a machine-wide pause of half a second made every agent suspect every other on
+waking, and the stale suspects in their first answers held every node for dead:
+seen in the soak run in CI.)
+
+Events in: probes sent, a verified answer (who, its suspects), the peers known;
+time passed in. Out: the nodes held for dead.
 """
 
 from __future__ import annotations
@@ -25,9 +34,14 @@ from bgplb.api import BGPAdvertisedRouteSpec
 
 INTERVAL = 0.1
 """Seconds between probes of each peer."""
-SILENT_AFTER = 0.45
-"""A peer unheard for this long is a suspect: four probes lost in a row, not one or
-two (5 % random loss loses four in a row about once in 160,000 probes)."""
+SILENT_AFTER = 0.35
+"""A peer is a suspect once the first probe it left unanswered is this old (0.45 s
+after its last answer at most, probing every 100 ms)..."""
+LOST_PROBES = 4
+"""...and at least this many probes in a row went unanswered: four lost, not one or
+two. On a link losing 5 % each way a probe or its answer is lost about 1 time in 10,
+four in a row about once in 11,000 probes (once in ~20 minutes per prober): one
+prober's suspicion, which withdraws nothing without a quorum."""
 NEVER_HEARD_AFTER = 10.0
 """A peer this agent has never heard is a suspect only this long after it became
 known: a new agent is listed (from its first Lease renewal) before it answers, and
@@ -51,6 +65,10 @@ class Mesh:
     alive_since: Mapping[str, float] = field(default_factory=dict)
     """Held-for-dead node → since when the quorum no longer says so."""
     dead_since: Mapping[str, float] = field(default_factory=dict)
+    unanswered: Mapping[str, tuple[float, int]] = field(default_factory=dict)
+    """Peer → (when the first probe since its last answer went, how many went)."""
+    last_probe: float | None = None
+    """When this agent last sent its probes."""
     paused_until: Mapping[str, float] = field(default_factory=dict)
     """Peer → until when its silence means nothing: its agent is restarting (it said
     so as it stopped, as it holds its Lease for the next agent)."""
@@ -69,8 +87,18 @@ class Mesh:
             dead=self.dead & wanted,
             alive_since={n: t for n, t in self.alive_since.items() if n in wanted},
             dead_since={n: t for n, t in self.dead_since.items() if n in wanted},
+            unanswered={n: u for n, u in self.unanswered.items() if n in wanted},
             paused_until={n: t for n, t in self.paused_until.items() if n in wanted},
         )
+
+    def probed(self, nodes: Iterable[str], now: float) -> Mesh:
+        """A probe went to each of `nodes`."""
+        unanswered = dict(self.unanswered)
+        for node in nodes:
+            if node in self.known_since:
+                first, count = unanswered.get(node, (now, 0))
+                unanswered[node] = (first, count + 1)
+        return replace(self, unanswered=unanswered, last_probe=now)
 
     def answered(self, node: str, suspects: Iterable[str], now: float) -> Mesh:
         if node not in self.known_since:
@@ -79,6 +107,7 @@ class Mesh:
             self,
             heard={**self.heard, node: now},
             their_suspects={**self.their_suspects, node: frozenset(suspects) - {node}},
+            unanswered={n: u for n, u in self.unanswered.items() if n != node},
         )
 
     def paused(self, node: str, until: float) -> Mesh:
@@ -106,13 +135,14 @@ class Mesh:
     # --- questions ---------------------------------------------------------------
 
     def silent(self, node: str, now: float) -> bool:
-        if now < self.paused_until.get(node, 0.0):
-            return False
         paused = self.paused_until.get(node, 0.0)
+        first, count = self.unanswered.get(node, (now, 0))
+        if now < paused or count < LOST_PROBES:
+            return False
         if node not in self.heard:
             since = self.known_since.get(node, now)
             return now - max(since, paused) >= NEVER_HEARD_AFTER
-        return now - max(self.heard[node], paused) >= SILENT_AFTER
+        return now - max(first, paused) >= SILENT_AFTER
 
     def suspects(self, now: float) -> frozenset[str]:
         """What this agent tells the others it has lost."""
