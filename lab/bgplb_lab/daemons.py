@@ -120,14 +120,28 @@ class FRR:
     listen_range: IPv4Network
     peer_asn: int
     password: str = ""
+    bfd_ms: int = 0
+    """> 0: BFD with the nodes (bfdd), this interval both ways, multiplier 3."""
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     @property
     def dir(self) -> Path:
         return self.workdir / f"frr-{self.host.name}"
 
+    def bfdd_config(self) -> str:
+        return (
+            "bfd\n"
+            " profile nodes\n"
+            f"  transmit-interval {self.bfd_ms}\n"
+            f"  receive-interval {self.bfd_ms}\n"
+            "  detect-multiplier 3\n"
+            " exit\n"
+            "exit\n"
+        )
+
     def config(self) -> str:
         password = f" neighbor NODES password {self.password}\n" if self.password else ""
+        bfd = " neighbor NODES bfd\n neighbor NODES bfd profile nodes\n" if self.bfd_ms else ""
         return (
             "frr defaults datacenter\n"
             f"hostname {self.host.name}\n"
@@ -140,6 +154,7 @@ class FRR:
             f" neighbor NODES remote-as {self.peer_asn}\n"
             " neighbor NODES timers connect 1\n"
             f"{password}"
+            f"{bfd}"
             f" bgp listen range {self.listen_range} peer-group NODES\n"
             " address-family ipv4 unicast\n"
             "  maximum-paths 16\n"
@@ -151,6 +166,8 @@ class FRR:
         self.dir.mkdir(parents=True)
         (self.dir / "bgpd.conf").write_text(self.config())
         (self.dir / "zebra.conf").write_text(f"hostname {self.host.name}\n")
+        if self.bfd_ms:
+            (self.dir / "bfdd.conf").write_text(self.bfdd_config())
         frr = pwd.getpwnam("frr")
         for path in (self.dir, *self.dir.iterdir()):
             os.chown(path, frr.pw_uid, frr.pw_gid)
@@ -179,6 +196,20 @@ class FRR:
         )
         self.procs.append(zebra)
         wait_for("zebra's socket", (self.dir / "zserv.api").exists, timeout=10)
+        if self.bfd_ms:
+            bfdd = self.host.popen(
+                [
+                    "/usr/lib/frr/bfdd",
+                    *common,
+                    "-i",
+                    str(self.dir / "bfdd.pid"),
+                    "-f",
+                    str(self.dir / "bfdd.conf"),
+                ],
+                self.workdir / f"bfdd-{self.host.name}.log",
+            )
+            self.procs.append(bfdd)
+            wait_for("bfdd's vty", (self.dir / "bfdd.vty").exists, timeout=10)
         bgpd = self.host.popen(
             [
                 "/usr/lib/frr/bgpd",
@@ -234,6 +265,8 @@ class BIRD:
     asn: int
     listen_range: IPv4Network
     peer_asn: int
+    bfd_ms: int = 0
+    """> 0: BFD with the nodes, this interval both ways, multiplier 3."""
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -241,6 +274,17 @@ class BIRD:
         return self.workdir / f"bird-{self.host.name}.ctl"
 
     def config(self) -> str:
+        bfd_protocol = bfd = ""
+        if self.bfd_ms:
+            bfd_protocol = (
+                "protocol bfd {\n"
+                '  interface "*" {\n'
+                f"    min rx interval {self.bfd_ms} ms; min tx interval {self.bfd_ms} ms;\n"
+                "    multiplier 3;\n"
+                "  };\n"
+                "}\n"
+            )
+            bfd = "  bfd on;\n"
         return (
             f"router id {self.host.ip};\n"
             "protocol device {}\n"
@@ -248,6 +292,7 @@ class BIRD:
             "  ipv4 { export all; };\n"
             "  merge paths on;\n"
             "}\n"
+            f"{bfd_protocol}"
             "protocol bgp nodes {\n"
             f"  local {self.host.ip} as {self.asn};\n"
             f"  neighbor range {self.listen_range} as {self.peer_asn};\n"
@@ -255,6 +300,7 @@ class BIRD:
             # A moved floating IP reconnects at once (README: On the ToRs).
             "  error wait time 1, 10;\n"
             "  connect delay time 1;\n"
+            f"{bfd}"
             "  ipv4 { import all; export none; add paths rx; };\n"
             "}\n"
         )
