@@ -64,6 +64,17 @@ def _gobgpd(args: argparse.Namespace) -> int:
     return exec_gobgpd(args.socket, extra)
 
 
+def _bfd(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from bgplb.agent.bfd_server import serve
+    from bgplb.logs import setup_logging
+
+    setup_logging()
+    asyncio.run(serve(args.socket))
+    return 0
+
+
 def _advertise(args: argparse.Namespace) -> int:
     from bgplb.advertise import config_from_flags, load_config, run
     from bgplb.logs import setup_logging
@@ -133,6 +144,13 @@ def main(argv: list[str] | None = None) -> int:
     gd.add_argument("--socket", type=Path, required=True, help="the unix socket's path")
     gd.add_argument("gobgpd_args", nargs=argparse.REMAINDER, help="-- then gobgpd's own")
     gd.set_defaults(func=_gobgpd)
+    bfd = sub.add_parser(
+        "bfd",
+        help="run this node's BFD sessions, driven by the agent over a unix socket "
+        "(the speaker Pod's bfd container)",
+    )
+    bfd.add_argument("--socket", type=Path, required=True, help="the unix socket's path")
+    bfd.set_defaults(func=_bfd)
     sp = sub.add_parser(
         "static-pod",
         help="write this control-plane node's bgpadvertiser static Pod manifest",

@@ -223,11 +223,15 @@ def test_helm_install_creates_every_object_and_the_default_configuration(
     spec = speaker["spec"]["template"]["spec"]
     assert spec["hostNetwork"] is True
     assert spec["tolerations"] == pod["tolerations"]
-    (gobgpd,) = spec["containers"]
+    gobgpd, bfd = spec["containers"]
     # gRPC on a unix socket only the speaker and the agent mount, never on TCP
     assert gobgpd["command"] == ["bgplb", "gobgpd", "--socket=/run/bgplb/speaker/gobgpd.sock"]
     assert not any("api-hosts" in a for a in gobgpd["args"])
     assert "--speaker=unix:///run/bgplb/speaker/gobgpd.sock" in agent["args"]
+    # BFD beside gobgpd (an agent rollout must not stop it), driven the same way.
+    assert bfd["command"] == ["bgplb", "bfd", "--socket=/run/bgplb/speaker/bfd.sock"]
+    assert bfd["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert "--bfd-socket=/run/bgplb/speaker/bfd.sock" in agent["args"]
     assert {m["mountPath"]: m.get("readOnly") for m in agent["volumeMounts"]}[
         "/run/bgplb/speaker"
     ] is True

@@ -7,6 +7,10 @@ import datetime as dt
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
+import pytest
+
+from bgplb.agent import bfd_server
+from bgplb.agent.bfd import Timers
 from bgplb.agent.desired import ADD_PATH_SEND_MAX, node_desired
 from bgplb.agent.speaker.fake import FakeSpeaker
 from bgplb.agent.speaker.model import PathConfig, PeerStatus, SpeakerConfig, path_identifier
@@ -219,3 +223,32 @@ def test_witnesses_come_from_the_gateway_status_and_survive_a_restart(tmp_path: 
     assert dict(inputs.witnesses) == {"n1": "192.0.2.11:7473", "n2": "192.0.2.12:7473"}
     save_inputs(tmp_path / "state.json", inputs)
     assert load_inputs(tmp_path / "state.json") == inputs
+
+
+def test_bfd_for_the_service_sessions_that_ask_for_it() -> None:
+    fast = {"transmit_interval_milliseconds": 100, "detect_multiplier": 4}
+    d = node_desired(
+        "n1",
+        NODE_IP,
+        sessions={
+            "tor-n1": session(bfd=fast),
+            "bird-n1": session(peer_ip=A("192.0.2.2"), peer="bird"),  # no BFD asked
+            "cp": session(type="ControlPlane", local_ip=NODE_IP, bfd=fast),
+        },
+        routes=[ROUTE],
+        floating_ips=[A("192.0.2.100")],
+        passwords={},
+    )
+    # Control-plane sessions belong to the static Pod: no BFD from the agent's side.
+    assert d.bfd == {(A("192.0.2.100"), A("192.0.2.1")): Timers(100_000, 300_000, 4)}
+
+
+def test_bfd_wire_format_between_agent_and_container_names_bad_fields() -> None:
+    wanted = {(A("192.0.2.100"), A("192.0.2.1")): Timers(300_000, 300_000, 3)}
+    assert bfd_server.decode(bfd_server.encode(wanted)) == wanted
+    with pytest.raises(ValueError, match=r"sessions\[0\]"):
+        bfd_server.decode([{"local": "192.0.2.100", "peer": "nope"}])
+    with pytest.raises(ValueError, match=r"sessions\[0\]: intervals"):
+        bfd_server.decode([{**bfd_server.encode(wanted)[0], "transmitUs": 5}])
+    with pytest.raises(ValueError, match="must be a list"):
+        bfd_server.decode({"local": "192.0.2.100"})

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 
+from bgplb.agent.bfd import Timers
 from bgplb.agent.speaker.model import PathConfig, PeerConfig, SpeakerConfig, path_identifier
 from bgplb.api import BGPAdvertisedRouteSpec, BGPSessionSpec
 
@@ -34,6 +35,8 @@ class NodeDesired:
     """Sessions left out because their password Secret could not be read."""
     refused_routes: Mapping[str, str] = field(default_factory=dict)
     """Prefix → why the agent will not advertise it (not a /32 in a pool)."""
+    bfd: Mapping[tuple[IPv4Address, IPv4Address], Timers] = field(default_factory=dict)
+    """(local address, peer) → BFD timers, for the service sessions that ask for BFD."""
 
 
 def _peer(name: str, spec: BGPSessionSpec, password: str) -> PeerConfig:
@@ -77,6 +80,25 @@ def _speaker(
     asns = Counter(s.local_asn for s in sessions.values())
     asn = asns.most_common(1)[0][0] if asns else 0
     return SpeakerConfig(asn, router_id, peers, paths if peers else frozenset())
+
+
+def bfd_sessions(
+    sessions: Mapping[str, BGPSessionSpec], speaker: SpeakerConfig
+) -> dict[tuple[IPv4Address, IPv4Address], Timers]:
+    """BFD for each session the speaker runs whose peer asks for it."""
+    out = {}
+    for spec in sessions.values():
+        peer = speaker.peers.get(spec.peer_ip)
+        if spec.bfd is None or peer is None:
+            continue
+        if peer.local_address != spec.local_ip:
+            continue  # another session to the same router holds the speaker's neighbour
+        out[(spec.local_ip, spec.peer_ip)] = Timers(
+            spec.bfd.transmit_interval_milliseconds * 1000,
+            spec.bfd.receive_interval_milliseconds * 1000,
+            spec.bfd.detect_multiplier,
+        )
+    return out
 
 
 def service_paths(
@@ -132,10 +154,12 @@ def node_desired(
     )
     add_path = any(s.add_path for s in service.values())
     missing: dict[str, SecretKey] = {}
+    speaker = _speaker(service, passwords, node_ip, service_paths(route_list, add_path), missing)
     return NodeDesired(
-        service=_speaker(service, passwords, node_ip, service_paths(route_list, add_path), missing),
+        service=speaker,
         floating_ips=frozenset(floating_ips),
         sessions=mine,
         missing_passwords=missing,
         refused_routes=refused,
+        bfd=bfd_sessions(service, speaker),
     )

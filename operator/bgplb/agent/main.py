@@ -23,9 +23,13 @@ from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import grpc
 
-from bgplb.agent import metrics, probe, witness
+from bgplb.agent import bfd, metrics, probe, witness
+from bgplb.agent.bfd import Timers
+from bgplb.agent.bfd_server import BfdClient
+from bgplb.agent.bfd_speaker import Key
 from bgplb.agent.desired import NodeDesired, node_desired
 from bgplb.agent.fencing import Fencing, Verdict
 from bgplb.agent.floating import NetlinkThread
@@ -97,6 +101,10 @@ class Agent:
     prober: probe.Prober | None = None
     renewal_tried: asyncio.Event = field(default_factory=asyncio.Event)
     """Set after each renewal attempt: the fence watch re-reads its deadline."""
+    bfd: BfdClient | None = None
+    """The speaker Pod's BFD container (None: no BFD on this node)."""
+    bfd_pushed: dict[Key, Timers] | None = None
+    """The wanted set the BFD container last accepted."""
     reconciled_at: float = field(default_factory=time.monotonic)
     last_inputs: Inputs | None = None
     state_file: Path | None = None
@@ -228,11 +236,32 @@ class Agent:
         removed = await self.floating.sync(ips)
         metrics.FLOATING_IP_CHANGES.labels("remove").inc(len(removed.removed))
         self.plumbed = ips
+        await self._sync_bfd({k: t for k, t in desired.bfd.items() if k[0] in ips})
         self.holding_epoch = inputs.epoch
         metrics.PATHS.set(len(desired.service.paths))
         self.reconciled_at = time.monotonic()
         metrics.mark_reconciled()
         await self.report()
+
+    async def _sync_bfd(self, wanted: dict[Key, Timers]) -> None:
+        """BFD only from addresses this node holds: a session's packets must stop
+        when its floating IP leaves (the socket's bound address is gone anyway)."""
+        if self.bfd is None or (wanted == self.bfd_pushed and not wanted):
+            return
+        try:
+            states, failed = await self.bfd.sync(wanted)
+        except (OSError, ValueError, aiohttp.ClientError, TimeoutError) as e:
+            if self.bfd_pushed is not None:
+                log.warning("cannot reach the BFD container", extra={"error": str(e)})
+            self.bfd_pushed = None
+            return
+        if wanted != self.bfd_pushed:
+            log.info("bfd sessions", extra={"sessions": len(wanted), "failed": failed})
+        self.bfd_pushed = wanted
+        for state in bfd.State:
+            metrics.BFD_SESSIONS.labels(state.name.lower()).set(
+                sum(s == state for s in states.values())
+            )
 
     def _verdict(self) -> Verdict:
         if self.fencing is None:
@@ -494,6 +523,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help="the bgpadvertiser static Pod's gobgpd, read for control-plane session status",
     )
+    p.add_argument(
+        "--bfd-socket",
+        type=Path,
+        help="the speaker Pod's BFD container (bgplb bfd); unset: no BFD from this node",
+    )
     p.add_argument("--desired-file", type=Path, help="read desired state from this file")
     p.add_argument("--status-file", type=Path, help="write session status here, not to the API")
     p.add_argument("--kubeconfig", default=os.environ.get("KUBECONFIG"))
@@ -596,6 +630,7 @@ def build(args: argparse.Namespace) -> Agent:
         witness_key=args.witness_key,
         reporter=Reporter(refresh_seconds=args.status_refresh),
         state_file=args.state_file,
+        bfd=BfdClient(args.bfd_socket) if args.bfd_socket else None,
     )
 
 

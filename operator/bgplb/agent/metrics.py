@@ -44,6 +44,9 @@ NEXT_HOP_WITHDRAWALS = Counter(
     "Next hops this agent left out of its routes before the controller did, by reason.",
     ["reason"],
 )
+BFD_SESSIONS = Gauge(
+    "bgplb_agent_bfd_sessions", "This node's BFD sessions (the speaker Pod's) by state.", ["state"]
+)
 SPEAKER_ERRORS = Counter("bgplb_agent_speaker_errors_total", "Failed calls to gobgpd.")
 RECONCILED_AT = Gauge(
     "bgplb_agent_last_reconcile_timestamp_seconds", "When the agent last reconciled."

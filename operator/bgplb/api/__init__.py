@@ -9,7 +9,7 @@ from bgplb.api.bgploadbalancer import (
     ControlPlane,
     ControlPlanePeer,
 )
-from bgplb.api.bgppeer import BGPPeer, BGPPeerSpec, GracefulRestart, SecretKeyRef
+from bgplb.api.bgppeer import BFD, BGPPeer, BGPPeerSpec, GracefulRestart, SecretKeyRef
 from bgplb.api.bgpsession import BGPSession, BGPSessionSpec
 from bgplb.api.common import API_VERSION, GROUP, VERSION, Resource
 from bgplb.api.networkgatewaygroup import NetworkGatewayGroup, NetworkGatewayGroupSpec
@@ -25,6 +25,7 @@ BY_KIND: dict[str, type[Resource]] = {k.KIND.kind: k for k in KINDS}
 
 __all__ = [
     "API_VERSION",
+    "BFD",
     "BY_KIND",
     "CONTROL_PLANE_ROLE",
     "GROUP",

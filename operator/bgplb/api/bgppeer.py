@@ -24,6 +24,24 @@ class GracefulRestart(ApiModel):
     restart_time_seconds: int = Field(120, ge=1, le=4095)
 
 
+class BFD(ApiModel):
+    """Bidirectional Forwarding Detection (RFC 5880, single hop RFC 5881) on the
+    session, sent from the session's own local address (its floating IP): the router
+    drops a dead node's session after detectMultiplier missed packets instead of at
+    the hold timer. The router must run BFD for the session too (FRR: `neighbor ...
+    bfd`, BIRD: `bfd on`)."""
+
+    transmit_interval_milliseconds: int = Field(
+        300, ge=10, le=60000, description="Fastest this node sends, once the session is Up."
+    )
+    receive_interval_milliseconds: int = Field(
+        300, ge=10, le=60000, description="Fastest this node accepts packets from the router."
+    )
+    detect_multiplier: int = Field(
+        3, ge=2, le=255, description="Packets missed before the session is declared down."
+    )
+
+
 class SessionTransport(ApiModel):
     """How a session is carried; shared by BGPPeer and the BGPSessions made from it."""
 
@@ -40,6 +58,9 @@ class SessionTransport(ApiModel):
         None, description="TCP MD5 (RFC 2385) password for the session."
     )
     graceful_restart: GracefulRestart | None = None
+    bfd: BFD | None = Field(
+        None, description="BFD on the session; absent: none (the hold timer alone)."
+    )
 
 
 KEEPALIVE_RULE: JsonDict = {
