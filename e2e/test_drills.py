@@ -26,6 +26,10 @@ def test_floating_ip_holder_failure_moves_its_sessions_and_loses_no_route(lab: L
     # sessions: 2 → the other floating IP's sessions keep the VIP on both ToRs.
     assert result.figures["route_samples"] > 10
     assert result.figures["samples_without_route"] == 0
+    # The dead holder's floating-IP session went on BFD's word (the example peers ask
+    # for it), not at the hold timer.
+    assert result.figures["frr_sessions_dropped_by_bfd"] >= 1, result.figures
+    assert result.figures["next_hop_gone_s"] is not None
 
 
 def test_agent_restart_disturbs_nothing(lab: Lab) -> None:

@@ -232,6 +232,11 @@ class FRR:
     def vtysh(self, command: str) -> str:
         return self.host.exec("vtysh", "--vty_socket", str(self.dir), "-c", command)
 
+    def bfd_drops(self) -> int:
+        """Sessions bgpd has dropped because BFD said the neighbour was down."""
+        log = self.workdir / f"bgpd-{self.host.name}.log"
+        return log.read_text(errors="replace").count("(Cease/BFD Down)") if log.exists() else 0
+
     def vtysh_config(self, *lines: str) -> None:
         """Change the running configuration, as an operator at the ToR would."""
         args = ["vtysh", "--vty_socket", str(self.dir), "-c", "configure terminal"]

@@ -247,12 +247,20 @@ def floating_ip_node_failure(lab: Lab) -> Result:
     sessions ≥ 2 the VIP route never leaves the ToRs."""
     holders = lab.holders()
     floating_ip, victim = sorted(holders.items())[0]
+    victim_ip = lab.node(victim).ip
+    bfd_drops = lab.frr.bfd_drops()
     samples: list[dict[str, set[str]]] = []
+    next_hop_gone: list[float] = []
     moved_to: list[str] = []
 
     def moved() -> bool:
         """Every session from the floating IP (one per ToR) Established elsewhere."""
         samples.append(lab.tor_next_hops(DEMO_VIP))
+        if not next_hop_gone and all(victim_ip not in h for h in samples[-1].values()):
+            # Gone only once the other sessions withdrew it (the mesh) and the ToRs
+            # dropped the dead node's own sessions, which carried it (BFD, else the
+            # hold timer).
+            next_hop_gone.append(time.time())
         mine = [
             s
             for s in lab.get("bgpsessions")["items"]
@@ -279,6 +287,8 @@ def floating_ip_node_failure(lab: Lab) -> Result:
             "from": victim,
             "to": new_holder,
             "established_elsewhere_s": round(established, 2),
+            "next_hop_gone_s": round(next_hop_gone[0] - t0, 2) if next_hop_gone else None,
+            "frr_sessions_dropped_by_bfd": lab.frr.bfd_drops() - bfd_drops,
             "route_samples": len(samples),
             "samples_without_route": sum(not all(s.values()) for s in samples),
             "traffic_restored_s": round(result.restored_after(t0), 2),

@@ -42,6 +42,8 @@ from bgplb_lab.netns import Host, Segment, cleanup_prefix, kill_all_in, kill_nam
 FABRIC = IPv4Network("192.0.2.0/24")
 LOCAL_ASN, TOR_ASN = 65001, 65002
 FRR_IP, BIRD_IP = "192.0.2.1", "192.0.2.2"
+BFD_MS = 300
+"""BFD interval (x 3) of the ToRs and the example peers: what MetalLB in FRR mode is compared at."""
 APISERVER_IP, API_PORT = "192.0.2.250", 6443
 CLIENT_IP = "198.51.100.10"
 FLOATING_IPS = ("192.0.2.100", "192.0.2.101")
@@ -95,7 +97,19 @@ def example_config(example: int) -> list[dict[str, Any]]:
         label = {"cluster.baremetal.gke.io/default-peer": "true"}
         spec["peerSelector"] = label
         objects += [
-            peer(name, label, localASN=LOCAL_ASN, peerASN=TOR_ASN, peerIP=ip, sessions=2)
+            peer(
+                name,
+                label,
+                localASN=LOCAL_ASN,
+                peerASN=TOR_ASN,
+                peerIP=ip,
+                sessions=2,
+                bfd={
+                    "transmitIntervalMilliseconds": BFD_MS,
+                    "receiveIntervalMilliseconds": BFD_MS,
+                    "detectMultiplier": 3,
+                },
+            )
             for name, ip in (("tor-frr", FRR_IP), ("tor-bird", BIRD_IP))
         ]
     return [load_balancer(**spec), *objects]
@@ -130,11 +144,13 @@ class Lab:
 
     @property
     def frr(self) -> FRR:
-        return FRR(self.host("tor-frr", FRR_IP), self.workdir, TOR_ASN, FABRIC, LOCAL_ASN)
+        host = self.host("tor-frr", FRR_IP)
+        return FRR(host, self.workdir, TOR_ASN, FABRIC, LOCAL_ASN, bfd_ms=BFD_MS)
 
     @property
     def bird(self) -> BIRD:
-        return BIRD(self.host("tor-bird", BIRD_IP), self.workdir, TOR_ASN, FABRIC, LOCAL_ASN)
+        host = self.host("tor-bird", BIRD_IP)
+        return BIRD(host, self.workdir, TOR_ASN, FABRIC, LOCAL_ASN, bfd_ms=BFD_MS)
 
     @property
     def client(self) -> Host:
