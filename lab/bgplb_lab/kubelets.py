@@ -199,7 +199,7 @@ class KubeletLab(Lab):
         self.api.start()
         self.control = ControlPlane(self.api, str(CLUSTER_CIDR)).start()
         lb_manifest = self.workdir / "bgploadbalancer.yaml"
-        lb_manifest.write_text(yaml.safe_dump(example_config(self.example)[0]))
+        lb_manifest.write_text(yaml.safe_dump(example_config(self.example, self.bfd)[0]))
         nodes = []
         for node in NODES:
             fabric.add_host(node.name, f"{node.ip}/24")
@@ -287,7 +287,7 @@ class KubeletLab(Lab):
         return all(ready(n) for n in self._nodes())
 
     def helm_values(self, controller: Image, agent: Image) -> dict[str, Any]:
-        return chart_values(example_config(self.example)) | {
+        return chart_values(example_config(self.example, self.bfd)) | {
             "image": {
                 "repository": controller.repository,
                 "tag": controller.tag,
@@ -295,6 +295,7 @@ class KubeletLab(Lab):
             },
             "agentImage": {"repository": agent.repository, "tag": agent.tag, "pullPolicy": "Never"},
             "controller": {"leaseExpiry": self.lease_expiry},
+            "agent": {"mesh": self.mesh},
         }
 
     def helm_install(self, controller: Image, agent: Image) -> None:

@@ -44,6 +44,11 @@ LOCAL_ASN, TOR_ASN = 65001, 65002
 FRR_IP, BIRD_IP = "192.0.2.1", "192.0.2.2"
 BFD_MS = 300
 """BFD interval (x 3) of the ToRs and the example peers: what MetalLB in FRR mode is compared at."""
+BFD = {
+    "transmitIntervalMilliseconds": BFD_MS,
+    "receiveIntervalMilliseconds": BFD_MS,
+    "detectMultiplier": 3,
+}
 APISERVER_IP, API_PORT = "192.0.2.250", 6443
 CLIENT_IP = "198.51.100.10"
 FLOATING_IPS = ("192.0.2.100", "192.0.2.101")
@@ -76,9 +81,10 @@ def process_level(args: list[str]) -> list[str]:
     ]
 
 
-def example_config(example: int) -> list[dict[str, Any]]:
+def example_config(example: int, bfd: bool = True) -> list[dict[str, Any]]:
     """The seed's example N on the lab's addresses (10.0.0.x VIPs → 203.0.113.x,
-    its peers → the two ToRs, its nodes → n1-n3)."""
+    its peers → the two ToRs, its nodes → n1-n3); example 3's peers ask for BFD
+    unless `bfd` is False."""
     control_plane: dict[str, Any] = {"vip": CONTROL_PLANE_VIP, "port": 443}
     if example == 1:  # the same peers for every node, data plane included
         control_plane["peers"] = [{"ip": FRR_IP, "asn": TOR_ASN}, {"ip": BIRD_IP, "asn": TOR_ASN}]
@@ -104,11 +110,7 @@ def example_config(example: int) -> list[dict[str, Any]]:
                 peerASN=TOR_ASN,
                 peerIP=ip,
                 sessions=2,
-                bfd={
-                    "transmitIntervalMilliseconds": BFD_MS,
-                    "receiveIntervalMilliseconds": BFD_MS,
-                    "detectMultiplier": 3,
-                },
+                **({"bfd": BFD} if bfd else {}),
             )
             for name, ip in (("tor-frr", FRR_IP), ("tor-bird", BIRD_IP))
         ]
@@ -126,6 +128,10 @@ class Lab:
     example: int = 3
     lease_expiry: float = 3.0
     log: bool = True
+    mesh: bool = True
+    """The agents' mesh (False: next hops leave only at Lease expiry)."""
+    bfd: bool = True
+    """The example peers ask for BFD (the ToRs always run it)."""
     api: KubeAPI = field(init=False)
     fabric: Segment | None = field(default=None, init=False)
 
@@ -192,7 +198,7 @@ class Lab:
         for node in NODES:
             labels = {CONTROL_PLANE_LABEL: ""} if node.control_plane else {}
             self.api.add_node(node.name, node.ip, labels)
-        self.apply(example_config(self.example))
+        self.apply(example_config(self.example, self.bfd))
         self.apply([demo_service()])
         self.say("bgplb-controller")
         self.start_controller()
@@ -284,7 +290,7 @@ class Lab:
     def advertiser_command(self, node: NodeSpec) -> list[str]:
         """The bgpadvertiser static Pod's own command line, run as a process (the
         process-level lab has no kubelet); its readiness probe is the lab's API server."""
-        lb = example_config(self.example)[0]
+        lb = example_config(self.example, self.bfd)[0]
         spec = static_pod.for_load_balancer(lb, node.ip, "unused", readyz=f"{self.api.url}/readyz")
         container = spec["spec"]["containers"][0]
         return [sys.executable, "-m", "bgplb.cli", *process_level(container["args"])]
