@@ -492,3 +492,20 @@ def test_controller_and_agent_work_with_only_their_chart_permissions(
         text = (work / log).read_text()
         assert "Forbidden" not in text, text[-3000:]
         assert "forbidden" not in text, text[-3000:]
+
+
+def test_the_mesh_can_be_turned_off() -> None:
+    def agent_args(*extra: str) -> list[str]:
+        out = subprocess.run(
+            [helm_binary(), "template", "x", str(CHART), "-s", "templates/agent.yaml", *extra],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        (container,) = yaml.safe_load(out)["spec"]["template"]["spec"]["containers"]
+        return list(container["args"])
+
+    assert "--mesh" in agent_args()
+    off = agent_args("--set", "agent.mesh=false")
+    assert "--no-mesh" in off
+    assert "--mesh" not in off
