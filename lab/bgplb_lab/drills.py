@@ -293,6 +293,7 @@ def floating_ip_node_failure(lab: Lab) -> Result:
             "samples_without_route": sum(not all(s.values()) for s in samples),
             "traffic_restored_s": round(result.restored_after(t0), 2),
             "failed_requests": result.failed,
+            **({"failures": result.failures(t0, limit=40)} if result.failed else {}),
         },
     )
 
