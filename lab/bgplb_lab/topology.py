@@ -83,8 +83,8 @@ def process_level(args: list[str]) -> list[str]:
 
 def example_config(example: int, bfd: bool = True) -> list[dict[str, Any]]:
     """The seed's example N on the lab's addresses (10.0.0.x VIPs → 203.0.113.x,
-    its peers → the two ToRs, its nodes → n1-n3); example 3's peers ask for BFD
-    unless `bfd` is False."""
+    its peers → the two ToRs, its nodes → n1-n3); every peer asks for BFD unless
+    `bfd` is False."""
     control_plane: dict[str, Any] = {"vip": CONTROL_PLANE_VIP, "port": 443}
     if example == 1:  # the same peers for every node, data plane included
         control_plane["peers"] = [{"ip": FRR_IP, "asn": TOR_ASN}, {"ip": BIRD_IP, "asn": TOR_ASN}]
@@ -93,6 +93,8 @@ def example_config(example: int, bfd: bool = True) -> list[dict[str, Any]]:
             {"ip": FRR_IP, "asn": TOR_ASN, "controlPlaneNodes": [NODES[0].ip, NODES[1].ip]},
             {"ip": BIRD_IP, "asn": TOR_ASN, "controlPlaneNodes": [NODES[2].ip]},
         ]
+    if bfd:
+        control_plane["peers"] = [{**p, "bfd": BFD} for p in control_plane["peers"]]
     spec: dict[str, Any] = {
         "localASN": LOCAL_ASN,
         "controlPlane": control_plane,

@@ -239,8 +239,12 @@ def test_bfd_for_the_service_sessions_that_ask_for_it() -> None:
         floating_ips=[A("192.0.2.100")],
         passwords={},
     )
-    # Control-plane sessions belong to the static Pod: no BFD from the agent's side.
-    assert d.bfd == {(A("192.0.2.100"), A("192.0.2.1")): Timers(100_000, 300_000, 4)}
+    # Control-plane sessions too (the static Pod's gobgpd runs them, BFD comes from
+    # the speaker Pod like the rest).
+    assert d.bfd == {
+        (A("192.0.2.100"), A("192.0.2.1")): Timers(100_000, 300_000, 4),
+        (NODE_IP, A("192.0.2.1")): Timers(100_000, 300_000, 4),
+    }
 
 
 def test_bfd_wire_format_between_agent_and_container_names_bad_fields() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bgplb.api import CONTROL_PLANE_ROLE, BGPLoadBalancer, BGPPeer, NetworkGatewayGroup
+from bgplb.api import BFD, CONTROL_PLANE_ROLE, BGPLoadBalancer, BGPPeer, NetworkGatewayGroup
 from bgplb.core.plan import DesiredState, plan
 from bgplb.core.snapshot import Node, Peer, Service, Snapshot
 from bgplb.core.validate import Config, load, validate
@@ -106,3 +106,25 @@ def test_separate_control_plane_and_data_plane_peers() -> None:
     # nodes hold the floating IPs.
     hops = {str(h) for h in d.routes["default/load-balancer-example"].next_hops}
     assert hops == {"10.0.1.10", "10.0.1.11", "10.0.2.11"}
+
+
+def test_bfd_on_a_control_plane_peer_reaches_its_sessions_and_the_service_ones() -> None:
+    """Example 1 with BFD on its first control-plane peer: the control-plane sessions
+    to it carry BFD, and so do the service sessions it takes (it serves the data
+    plane too); the other peer's sessions carry none."""
+    objs = [load(d) for d in manifests(EXAMPLES / "1-same-peers-for-all-nodes.yaml")]
+    lb = next(o for o in objs if isinstance(o, BGPLoadBalancer))
+    ngg = next(o for o in objs if isinstance(o, NetworkGatewayGroup))
+    assert lb.spec.control_plane is not None
+    first, second = lb.spec.control_plane.peers
+    bfd = BFD(detect_multiplier=5)
+    peers = [first.model_copy(update={"bfd": bfd}), second]
+    spec = lb.spec.model_copy(
+        update={"control_plane": lb.spec.control_plane.model_copy(update={"peers": peers})}
+    )
+    d = plan(Snapshot(spec, ngg.spec, (), SEED_CP_NODES, ()))
+    with_bfd = {k for k, v in d.sessions.items() if v.bfd == bfd}
+    assert with_bfd
+    assert all(d.sessions[k].peer_ip == first.ip for k in with_bfd)
+    assert {d.sessions[k].type for k in with_bfd} == {"ControlPlane", "Service"}
+    assert all(v.bfd is None for v in d.sessions.values() if v.peer_ip == second.ip)

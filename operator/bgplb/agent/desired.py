@@ -85,14 +85,17 @@ def _speaker(
 def bfd_sessions(
     sessions: Mapping[str, BGPSessionSpec], speaker: SpeakerConfig
 ) -> dict[tuple[IPv4Address, IPv4Address], Timers]:
-    """BFD for each session the speaker runs whose peer asks for it."""
+    """BFD for each of this node's sessions whose peer asks for it: the service
+    speaker's, and the control-plane ones (the static Pod's gobgpd runs those; BFD
+    for them comes from the speaker Pod like the rest)."""
     out = {}
     for spec in sessions.values():
-        peer = speaker.peers.get(spec.peer_ip)
-        if spec.bfd is None or peer is None:
+        if spec.bfd is None:
             continue
-        if peer.local_address != spec.local_ip:
-            continue  # another session to the same router holds the speaker's neighbour
+        if spec.type == "Service":
+            peer = speaker.peers.get(spec.peer_ip)
+            if peer is None or peer.local_address != spec.local_ip:
+                continue  # left out (no password), or another session holds the neighbour
         out[(spec.local_ip, spec.peer_ip)] = Timers(
             spec.bfd.transmit_interval_milliseconds * 1000,
             spec.bfd.receive_interval_milliseconds * 1000,
@@ -161,5 +164,5 @@ def node_desired(
         sessions=mine,
         missing_passwords=missing,
         refused_routes=refused,
-        bfd=bfd_sessions(service, speaker),
+        bfd=bfd_sessions(mine, speaker),
     )

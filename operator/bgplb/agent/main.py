@@ -236,7 +236,8 @@ class Agent:
         removed = await self.floating.sync(ips)
         metrics.FLOATING_IP_CHANGES.labels("remove").inc(len(removed.removed))
         self.plumbed = ips
-        await self._sync_bfd({k: t for k, t in desired.bfd.items() if k[0] in ips})
+        held = ips | {self.node_ip}
+        await self._sync_bfd({k: t for k, t in desired.bfd.items() if k[0] in held})
         self.holding_epoch = inputs.epoch
         metrics.PATHS.set(len(desired.service.paths))
         self.reconciled_at = time.monotonic()

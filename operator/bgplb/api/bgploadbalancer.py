@@ -7,6 +7,7 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import AfterValidator, Field, WithJsonSchema
 
+from bgplb.api.bgppeer import BFD
 from bgplb.api.common import (
     ASN,
     ApiModel,
@@ -120,6 +121,11 @@ class ControlPlanePeer(ApiModel):
         default_factory=list,
         description="Node IPs of the control-plane nodes that peer with it; empty means all.",
         json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
+    bfd: BFD | None = Field(
+        None,
+        description="BFD on the sessions to this peer (from each control-plane node's "
+        "IP, and from the floating IPs where the peer also serves Services); absent: none.",
     )
 
 

@@ -53,6 +53,7 @@ def data_plane_peers(
                 peer_asn=cp.asn,
                 peer_ip=cp.ip,
                 sessions=max(1, min(floating_ip_count, 64)),
+                bfd=cp.bfd,
             ),
         )
         for cp in control_plane
@@ -149,5 +150,6 @@ def plan_control_plane_sessions(lb: BGPLoadBalancerSpec, nodes: tuple[Node, ...]
                 peer_ip=peer.ip,
                 type="ControlPlane",
                 add_path=False,  # one path: this node, for the control-plane VIP
+                bfd=peer.bfd,
             )
     return SessionPlan(sessions, shortfalls)
