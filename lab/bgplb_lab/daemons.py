@@ -121,7 +121,8 @@ class FRR:
     peer_asn: int
     password: str = ""
     bfd_ms: int = 0
-    """> 0: BFD with the nodes (bfdd), this interval both ways, multiplier 3."""
+    """> 0: BFD with the nodes (bfdd), this interval both ways."""
+    bfd_multiplier: int = 3
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     @property
@@ -134,7 +135,7 @@ class FRR:
             " profile nodes\n"
             f"  transmit-interval {self.bfd_ms}\n"
             f"  receive-interval {self.bfd_ms}\n"
-            "  detect-multiplier 3\n"
+            f"  detect-multiplier {self.bfd_multiplier}\n"
             " exit\n"
             "exit\n"
         )
@@ -271,7 +272,8 @@ class BIRD:
     listen_range: IPv4Network
     peer_asn: int
     bfd_ms: int = 0
-    """> 0: BFD with the nodes, this interval both ways, multiplier 3."""
+    """> 0: BFD with the nodes, this interval both ways."""
+    bfd_multiplier: int = 3
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -285,7 +287,7 @@ class BIRD:
                 "protocol bfd {\n"
                 '  interface "*" {\n'
                 f"    min rx interval {self.bfd_ms} ms; min tx interval {self.bfd_ms} ms;\n"
-                "    multiplier 3;\n"
+                f"    multiplier {self.bfd_multiplier};\n"
                 "  };\n"
                 "}\n"
             )
