@@ -143,6 +143,11 @@ def control_plane_pairs(
         raise SystemExit("\n".join(f"{where}: {err}" for err in e.errors)) from None
     if not isinstance(lb, BGPLoadBalancer) or lb.spec.control_plane is None:
         raise SystemExit(f"{where}: spec.controlPlane: required (a BGPLoadBalancer with peers)")
+    if lb.spec.local_asn is None:
+        raise SystemExit(
+            f"{where}: spec.localASN: required here (only the BGPLoadBalancer is read, "
+            "not the BGPPeers it could be taken from)"
+        )
     cp = lb.spec.control_plane
     peers = [
         {"peerIP": str(p.ip), "peerASN": p.asn}

@@ -174,7 +174,9 @@ def test_service_sessions(s: Snapshot) -> None:
     assert s.load_balancer is not None
     d = plan(s)
     holders = d.floating_ips.holders
-    peers = data_plane_peers(s.load_balancer, s.peers, len(holders))
+    asn = s.load_balancer.local_asn
+    assert asn is not None
+    peers = data_plane_peers(s.load_balancer, asn, s.peers, len(holders))
     distinct_nodes = len(set(holders.values()))
     for name, spec in peers:
         mine = {k: v for k, v in d.sessions.items() if v.type == "Service" and v.peer == name}
@@ -200,7 +202,8 @@ def test_service_sessions(s: Snapshot) -> None:
 def test_peers_come_from_selector_else_control_plane(s: Snapshot) -> None:
     assert s.load_balancer is not None
     lb = s.load_balancer
-    names = {name for name, _ in data_plane_peers(lb, s.peers, 2)}
+    assert lb.local_asn is not None
+    names = {name for name, _ in data_plane_peers(lb, lb.local_asn, s.peers, 2)}
     if lb.peer_selector is None:
         cp = lb.control_plane.peers if lb.control_plane else []
         assert len(names) == len(cp)

@@ -10,21 +10,19 @@ from pathlib import Path
 import pytest
 import yaml
 
+CONTROL_PLANE = {
+    "vip": "203.0.113.8",
+    "port": 443,
+    "peers": [
+        {"ip": "192.0.2.1", "asn": 65002, "controlPlaneNodes": ["192.0.2.11"]},
+        {"ip": "192.0.2.2", "asn": 65002, "controlPlaneNodes": ["192.0.2.13"]},
+    ],
+}
 LB = {
     "apiVersion": "networking.bgplb.io/v1",
     "kind": "BGPLoadBalancer",
     "metadata": {"name": "default", "namespace": "kube-system"},
-    "spec": {
-        "localASN": 65001,
-        "controlPlane": {
-            "vip": "203.0.113.8",
-            "port": 443,
-            "peers": [
-                {"ip": "192.0.2.1", "asn": 65002, "controlPlaneNodes": ["192.0.2.11"]},
-                {"ip": "192.0.2.2", "asn": 65002, "controlPlaneNodes": ["192.0.2.13"]},
-            ],
-        },
-    },
+    "spec": {"localASN": 65001, "controlPlane": CONTROL_PLANE},
 }
 
 
@@ -77,6 +75,8 @@ def test_each_node_peers_with_its_mapped_peers_only(tmp_path: Path, node: str, p
         (LB, "192.0.2.12", "spec.controlPlane.peers: none is mapped to node 192.0.2.12"),
         (LB, "not-an-ip", "--node-ip: 'not-an-ip' is not an IPv4 address"),
         ({**LB, "spec": {"localASN": 65001}}, "192.0.2.11", "spec.controlPlane: required"),
+        # No BGPPeers to take the ASN from here: the field is named.
+        ({**LB, "spec": {"controlPlane": CONTROL_PLANE}}, "192.0.2.11", "spec.localASN: required"),
     ],
 )
 def test_refusals_name_the_field(tmp_path: Path, lb: object, node: str, message: str) -> None:

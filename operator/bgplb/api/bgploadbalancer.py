@@ -140,7 +140,11 @@ class ControlPlane(ApiModel):
 class BGPLoadBalancerSpec(ApiModel):
     """Cluster-wide settings; the seed keeps them in its Cluster object."""
 
-    local_asn: ASN
+    local_asn: ASN | None = Field(
+        None,
+        description="The cluster's ASN. Unset: the localASN of the BGPPeers peerSelector "
+        "selects, when they all have the same one (as in the seed's third example).",
+    )
     peer_selector: dict[str, str] | None = Field(
         None,
         description=(

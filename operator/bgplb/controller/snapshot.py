@@ -29,6 +29,7 @@ from bgplb.api import (
     NetworkGatewayGroup,
 )
 from bgplb.api.common import read
+from bgplb.core.local_asn import local_asn_of
 from bgplb.core.plan import DesiredState
 from bgplb.core.routes import Route
 from bgplb.core.snapshot import POOL_ANNOTATION, Node, Peer, Service, ServiceKey, Snapshot
@@ -199,6 +200,15 @@ def snapshot_from(
         peer = _parse(BGPPeer, raw, problems)
         if peer is not None:
             peers.append(Peer(name, peer.metadata.labels, peer.spec))
+    if lb is not None and lb.spec.local_asn is None:
+        # Unresolvable: as a BGPLoadBalancer that does not parse (the last good plan
+        # stays); resolved: the planner and the sessions see it as if written.
+        asn = local_asn_of(lb.spec, peers)
+        if isinstance(asn, str):
+            problems.append(f"BGPLoadBalancer default: spec.localASN: {asn}")
+            lb = None
+        else:
+            lb = lb.model_copy(update={"spec": lb.spec.model_copy(update={"local_asn": asn})})
     nodes = []
     for name, raw in sorted(state.nodes.items()):
         lease_name = LEASE_PREFIX + name

@@ -14,6 +14,7 @@ from ipaddress import IPv4Address, IPv4Network
 
 from bgplb.api import BGPLoadBalancerSpec, BGPSessionSpec
 from bgplb.core.floating import Placement, hand_over, place_floating_ips
+from bgplb.core.local_asn import local_asn_of
 from bgplb.core.pools import Pool
 from bgplb.core.routes import Route, load_balancer_nodes, plan_routes
 from bgplb.core.sessions import (
@@ -54,6 +55,9 @@ def plan(snapshot: Snapshot) -> DesiredState:
     lb = snapshot.load_balancer
     if lb is None:
         return DesiredState(problems=("BGPLoadBalancer 'default' not found: nothing to do",))
+    local_asn = local_asn_of(lb, snapshot.peers)
+    if isinstance(local_asn, str):  # the controller holds its last plan before this
+        return DesiredState(problems=(f"BGPLoadBalancer 'default': spec.localASN: {local_asn}",))
     problems: list[str] = []
 
     floating_ips = snapshot.gateway.floating_ips if snapshot.gateway else []
@@ -68,7 +72,7 @@ def plan(snapshot: Snapshot) -> DesiredState:
         snapshot.placement_epoch,
     )
 
-    peers = data_plane_peers(lb, snapshot.peers, len(set(floating_ips)))
+    peers = data_plane_peers(lb, local_asn, snapshot.peers, len(set(floating_ips)))
     if not peers:
         problems.append(
             "no data-plane peer: the peerSelector matches no BGPPeer"
@@ -78,7 +82,7 @@ def plan(snapshot: Snapshot) -> DesiredState:
     service_sessions = plan_service_sessions(
         peers, placement.holders, snapshot.session_floating_ips, lb.add_path
     )
-    cp_sessions = plan_control_plane_sessions(lb, snapshot.nodes)
+    cp_sessions = plan_control_plane_sessions(lb, local_asn, snapshot.nodes)
     sessions = dict(cp_sessions.sessions)
     shortfalls = {**service_sessions.shortfalls, **cp_sessions.shortfalls}
     for name, spec in service_sessions.sessions.items():

@@ -33,7 +33,7 @@ def implicit_peer_name(ip: IPv4Address) -> str:
 
 
 def data_plane_peers(
-    lb: BGPLoadBalancerSpec, peers: tuple[Peer, ...], floating_ip_count: int
+    lb: BGPLoadBalancerSpec, local_asn: int, peers: tuple[Peer, ...], floating_ip_count: int
 ) -> list[tuple[str, BGPPeerSpec]]:
     """The seed's rule: the peers the selector picks, else the control-plane peers."""
     if lb.peer_selector is not None:
@@ -49,7 +49,7 @@ def data_plane_peers(
         (
             implicit_peer_name(cp.ip),
             BGPPeerSpec(
-                local_asn=lb.local_asn,
+                local_asn=local_asn,
                 peer_asn=cp.asn,
                 peer_ip=cp.ip,
                 sessions=max(1, min(floating_ip_count, 64)),
@@ -120,7 +120,9 @@ def control_plane_nodes(nodes: tuple[Node, ...]) -> list[Node]:
     return sorted((n for n in nodes if CONTROL_PLANE_ROLE in n.labels), key=lambda n: n.name)
 
 
-def plan_control_plane_sessions(lb: BGPLoadBalancerSpec, nodes: tuple[Node, ...]) -> SessionPlan:
+def plan_control_plane_sessions(
+    lb: BGPLoadBalancerSpec, local_asn: int, nodes: tuple[Node, ...]
+) -> SessionPlan:
     """From each control-plane node's own IP to its peers, named `<peerIP>-<node>`.
 
     Not gated on the node's Lease: these sessions must keep the control-plane VIP
@@ -143,7 +145,7 @@ def plan_control_plane_sessions(lb: BGPLoadBalancerSpec, nodes: tuple[Node, ...]
             if wanted and node.ip not in wanted:
                 continue
             sessions[f"{peer.ip}-{node.name}"] = BGPSessionSpec(
-                local_asn=lb.local_asn,
+                local_asn=local_asn,
                 local_ip=node.ip,
                 node_name=node.name,
                 peer_asn=peer.asn,

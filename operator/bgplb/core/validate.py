@@ -24,6 +24,8 @@ from bgplb.api import (
 )
 from bgplb.api.bgploadbalancer import parse_pool_entry
 from bgplb.api.common import read
+from bgplb.core.local_asn import local_asn_of, selected
+from bgplb.core.snapshot import Peer
 
 SINGLETON_NAME = "default"
 
@@ -231,7 +233,40 @@ def check_against(res: Resource, config: Config) -> list[FieldError]:
                         f"{res.spec.peer_ip} is already the peer of BGPPeer {other.metadata.name}",
                     )
                 )
+    errors += _local_asn(res, lb, config)
     return errors
+
+
+def _local_asn(res: Resource, lb: BGPLoadBalancer | None, config: Config) -> list[FieldError]:
+    """A BGPLoadBalancer without localASN takes it from the BGPPeers it selects: it
+    must be unambiguous, and a BGPPeer may not make it ambiguous."""
+    if lb is None or lb.spec.local_asn is not None:
+        return []
+    if not isinstance(res, BGPLoadBalancer | BGPPeer):
+        return []
+    peers = [
+        Peer(p.metadata.name, p.metadata.labels, p.spec)
+        for p in config.peers
+        if not (isinstance(res, BGPPeer) and p.metadata.name == res.metadata.name)
+    ]
+    if isinstance(res, BGPPeer):
+        before = local_asn_of(lb.spec, peers)
+        peers.append(Peer(res.metadata.name, res.metadata.labels, res.spec))
+        after = local_asn_of(lb.spec, peers)
+        if isinstance(after, str) and not isinstance(before, str):
+            return [
+                FieldError(
+                    "spec.localASN",
+                    f"{res.spec.local_asn} differs from {before}, the ASN BGPLoadBalancer "
+                    "default takes from the BGPPeers it selects (it has no localASN of its own)",
+                )
+            ]
+        return []
+    # None selected yet is no error: `kubectl apply` of the seed's file creates the
+    # BGPLoadBalancer before its BGPPeers (the controller says what it waits for).
+    if selected(lb.spec, peers) and isinstance(asn := local_asn_of(lb.spec, peers), str):
+        return [FieldError("spec.localASN", asn)]
+    return []
 
 
 def validate(
