@@ -9,6 +9,7 @@ import json
 import pytest
 import yaml
 
+from bgplb_lab.daemons import wait_for
 from bgplb_lab.kube import KubeAPI
 from tests.unit.helpers import EXAMPLES, gateway, load_balancer, peer
 
@@ -109,3 +110,28 @@ def test_nonsense_is_rejected_naming_the_field(
     out = _apply(kube, obj)
     assert message in out, out
     assert "created" not in out
+
+
+def test_kubectl_explain_describes_the_fields(kube: KubeAPI) -> None:
+    # The API server publishes a new CRD's OpenAPI a moment after it is created.
+    out = wait_for(
+        "bgppeers in kubectl explain",
+        lambda: kube.kubectl("explain", "bgppeers.spec.bfd"),
+        timeout=30,
+        every=0.5,
+    )
+    assert "BFD on the session" in out
+    assert "detectMultiplier" in out
+    out = kube.kubectl("explain", "bgpsessions.status.lastReportTime")
+    assert "When the node's agent last reported" in out
+
+
+def test_the_seeds_third_load_balancer_is_accepted_as_written(kube: KubeAPI) -> None:
+    """Only peerSelector: localASN is no longer required by the schema."""
+    lb = {
+        "apiVersion": "networking.bgplb.io/v1",
+        "kind": "BGPLoadBalancer",
+        "metadata": {"name": "default", "namespace": "kube-system"},
+        "spec": {"peerSelector": {"cluster.baremetal.gke.io/default-peer": "true"}},
+    }
+    kube.kubectl("apply", "--dry-run=server", "-f", "-", stdin=yaml.safe_dump(lb))

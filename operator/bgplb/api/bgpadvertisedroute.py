@@ -30,14 +30,18 @@ IPv4Prefix = Annotated[
 
 class ServiceRef(ApiModel):
     namespace: str = Field(min_length=1, max_length=63)
+    """The Service's namespace."""
     name: str = Field(min_length=1, max_length=63)
+    """The Service's name."""
 
 
 class BGPAdvertisedRouteSpec(ApiModel):
     prefix: IPv4Prefix
+    """The advertised prefix: a VIP as a /32."""
     next_hops: list[IPv4] = Field(
         default_factory=list, json_schema_extra={"x-kubernetes-list-type": "set"}
     )
+    """The nodes traffic for the prefix goes to (one path each with ADD-PATH)."""
     metric: int | None = Field(None, ge=0, le=4_294_967_295, description="MED, when set.")
     service: ServiceRef | None = Field(
         None, description="The Service whose VIP this is; unset for the control-plane VIP."
@@ -46,10 +50,14 @@ class BGPAdvertisedRouteSpec(ApiModel):
 
 class BGPAdvertisedRouteStatus(ApiModel):
     observed_generation: int = Field(0, ge=0)
+    """The metadata.generation this status reflects."""
     conditions: Conditions
 
 
 class BGPAdvertisedRoute(Resource):
+    """One prefix the cluster advertises (a Service VIP or the control-plane VIP),
+    with its next hops; written by the controller."""
+
     KIND: ClassVar[Kind] = Kind(
         kind="BGPAdvertisedRoute",
         plural="bgpadvertisedroutes",

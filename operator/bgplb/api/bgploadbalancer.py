@@ -99,6 +99,7 @@ class AddressPool(ApiModel):
     """Addresses Service VIPs are allocated from."""
 
     name: str = Field(min_length=1, max_length=63, pattern=DNS_LABEL)
+    """The pool's name (a Service asks for it by annotation)."""
     addresses: list[PoolEntry] = Field(
         min_length=1,
         max_length=256,
@@ -116,6 +117,7 @@ class ControlPlanePeer(ApiModel):
     """An external peer of the control-plane VIP sessions (the seed's loadBalancer.bgpPeers)."""
 
     ip: IPv4
+    """The peer's address."""
     asn: ASN
     control_plane_nodes: list[IPv4] = Field(
         default_factory=list,
@@ -133,8 +135,11 @@ class ControlPlane(ApiModel):
     """The control-plane VIP and the peers it is advertised to from each control-plane node."""
 
     vip: IPv4 | None = None
+    """The control-plane VIP advertised while the node's kube-apiserver is ready."""
     port: int = Field(443, ge=1, le=65535)
+    """The port the control-plane VIP serves the API on."""
     peers: list[ControlPlanePeer] = Field(default_factory=list, max_length=64)
+    """The routers the control-plane nodes peer with (the seed's loadBalancer.bgpPeers)."""
 
 
 class BGPLoadBalancerSpec(ApiModel):
@@ -153,6 +158,7 @@ class BGPLoadBalancerSpec(ApiModel):
         ),
     )
     address_pools: list[AddressPool] = Field(default_factory=list, max_length=64)
+    """Where Service VIPs come from."""
     load_balancer_node_selector: dict[str, str] = Field(
         default_factory=lambda: {CONTROL_PLANE_ROLE: ""},
         description="Nodes that receive load-balanced traffic (next hops). "
@@ -168,11 +174,17 @@ class BGPLoadBalancerSpec(ApiModel):
 
 class BGPLoadBalancerStatus(ApiModel):
     observed_generation: int = Field(0, ge=0)
+    """The metadata.generation this status reflects."""
     allocated_vips: int = Field(0, ge=0)
+    """How many Services hold a VIP from the pools."""
     conditions: Conditions
 
 
 class BGPLoadBalancer(Resource):
+    """Cluster-wide load-balancer settings: the ASN, the address pools, the control-
+    plane VIP and its peers, and which BGPPeers serve Services. One per cluster,
+    named default."""
+
     KIND: ClassVar[Kind] = Kind(
         kind="BGPLoadBalancer",
         plural="bgploadbalancers",

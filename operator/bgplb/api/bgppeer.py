@@ -14,14 +14,18 @@ class SecretKeyRef(ApiModel):
     """A key of a Secret in the operator's namespace."""
 
     name: str = Field(min_length=1, max_length=253)
+    """The Secret's name, in the operator's namespace."""
     key: str = Field("password", min_length=1, max_length=253)
+    """The key of the Secret holding the password."""
 
 
 class GracefulRestart(ApiModel):
     """BGP graceful restart (RFC 4724): the peer keeps our routes while we restart."""
 
     enabled: bool = True
+    """Whether to ask the peer for graceful restart."""
     restart_time_seconds: int = Field(120, ge=1, le=4095)
+    """How long the peer keeps our routes while we restart."""
 
 
 class BFD(ApiModel):
@@ -48,9 +52,11 @@ class SessionTransport(ApiModel):
     ebgp_multihop_ttl: int = Field(
         255, ge=1, le=255, description="IP TTL of the session's packets (multihop by default)."
     )
-    # FRR's datacenter defaults: a dead peer is noticed in 9 s, not BGP's classic 90 s.
     hold_time_seconds: int = Field(9, ge=3, le=65535)
+    """Seconds without a message before the session is declared down (9, FRR's
+    datacenter default: a dead peer noticed in 9 s, not BGP's classic 90 s)."""
     keepalive_time_seconds: int = Field(3, ge=1, le=21845)
+    """Seconds between keepalives; at most a third of holdTimeSeconds."""
     connect_retry_seconds: int = Field(
         2, ge=1, le=65535, description="Kept low so a moved floating IP reconnects quickly."
     )
@@ -85,6 +91,7 @@ class BGPPeerSpec(SessionTransport):
     local_asn: ASN
     peer_asn: ASN
     peer_ip: IPv4
+    """The router's address."""
     sessions: int = Field(
         1, ge=1, le=64, description="Sessions to this peer, each from its own floating IP."
     )
@@ -93,11 +100,15 @@ class BGPPeerSpec(SessionTransport):
 class BGPPeerStatus(ApiModel):
     sessions: int = Field(0, ge=0, description="Sessions planned for this peer.")
     established_sessions: int = Field(0, ge=0)
+    """How many of them are Established."""
     observed_generation: int = Field(0, ge=0)
+    """The metadata.generation this status reflects."""
     conditions: Conditions
 
 
 class BGPPeer(Resource):
+    """One external router the Service sessions peer with, from the floating IPs."""
+
     KIND: ClassVar[Kind] = Kind(
         kind="BGPPeer",
         plural="bgppeers",

@@ -42,13 +42,17 @@ class BGPSessionSpec(SessionTransport):
     )
     local_asn: ASN
     local_ip: IPv4
+    """The address the session starts from: the floating IP, or the node's IP."""
     node_name: str = Field(min_length=1, max_length=253)
+    """The node running the session."""
     peer_asn: ASN
     peer_ip: IPv4
+    """The router's address."""
     peer: str = Field(
         "", max_length=253, description="The BGPPeer it serves; empty for control-plane sessions."
     )
     type: SessionType = "Service"
+    """Service (from a floating IP) or ControlPlane (from a control-plane node's IP)."""
     add_path: bool = Field(
         True, description="Send every next hop of a prefix (ADD-PATH), from the BGPLoadBalancer."
     )
@@ -56,17 +60,28 @@ class BGPSessionSpec(SessionTransport):
 
 class BGPSessionStatus(ApiModel):
     state: SessionState | None = None
+    """The BGP state the node's speaker reports (Established, Active, ...)."""
     advertised_routes: list[str] = Field(default_factory=list)
+    """The prefixes advertised on the session."""
     received_prefixes: int = Field(0, ge=0)
+    """Prefixes received from the peer."""
     advertised_prefixes: int = Field(0, ge=0)
+    """Prefixes advertised to the peer."""
     established_since: Timestamp | None = None
+    """When the session last became Established."""
     last_error: str = ""
+    """The last error the speaker reported for the session."""
     last_report_time: Timestamp | None = None
+    """When the node's agent last reported (LAST REPORT)."""
     observed_generation: int = Field(0, ge=0)
+    """The metadata.generation this status reflects."""
     conditions: Conditions
 
 
 class BGPSession(Resource):
+    """One BGP session: written by the controller, its state reported by the agent
+    of the node that runs it."""
+
     KIND: ClassVar[Kind] = Kind(
         kind="BGPSession",
         plural="bgpsessions",

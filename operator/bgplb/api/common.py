@@ -77,6 +77,8 @@ class ApiModel(BaseModel):
         populate_by_name=True,
         extra="forbid",
         frozen=True,
+        # A field's docstring is its description in the CRD (`kubectl explain`).
+        use_attribute_docstrings=True,
     )
 
 
@@ -100,17 +102,24 @@ class Condition(ApiModel):
     """A condition following the Kubernetes API conventions."""
 
     type: str = Field(max_length=316, pattern=r"^([a-z0-9.-]+/)?[A-Za-z0-9_.-]+$")
+    """What the condition is about, in CamelCase (Ready, Established, ...)."""
     status: Literal["True", "False", "Unknown"]
+    """Whether it holds."""
     reason: str = Field(max_length=1024, pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$")
+    """Why, in one CamelCase word, for programs."""
     message: str = Field("", max_length=32768)
+    """Why, for people."""
     last_transition_time: Timestamp
+    """When the status last changed."""
     observed_generation: int = Field(0, ge=0)
+    """The metadata.generation the condition was set for (older: stale)."""
 
 
 Conditions = Annotated[
     list[Condition],
     Field(
         default_factory=list,
+        description="The latest observations of the object's state, one per type.",
         json_schema_extra={
             "x-kubernetes-list-type": "map",
             "x-kubernetes-list-map-keys": ["type"],

@@ -60,6 +60,12 @@ def _resolve(node: Any, defs: JSON) -> Any:
     return out
 
 
+API_VERSION_DOC = (
+    "The versioned schema of this representation of an object (Kubernetes API conventions)."
+)
+KIND_DOC = "The REST resource this object represents (Kubernetes API conventions)."
+
+
 def structural_schema(model: type[Any]) -> JSON:
     """The structural OpenAPI v3 schema of one pydantic model."""
     raw = model.model_json_schema(by_alias=True, mode="validation")
@@ -74,14 +80,17 @@ def crd(resource: type[Resource]) -> JSON:
     fields = resource.model_fields
     spec = structural_schema(fields["spec"].annotation)  # type: ignore[arg-type]
     properties: JSON = {
-        "apiVersion": {"type": "string"},
-        "kind": {"type": "string"},
+        "apiVersion": {"type": "string", "description": API_VERSION_DOC},
+        "kind": {"type": "string", "description": KIND_DOC},
+        # The API server refuses anything but a type here; `kubectl explain` shows
+        # ObjectMeta's own documentation.
         "metadata": {"type": "object"},
-        "spec": spec,
+        "spec": {"description": f"What the {kind.kind} asks for.", **spec},
     }
     root: JSON = {"type": "object", "required": ["spec"], "properties": properties}
     if kind.has_status:
-        properties["status"] = structural_schema(fields["status"].annotation)  # type: ignore[arg-type]
+        status = structural_schema(fields["status"].annotation)  # type: ignore[arg-type]
+        properties["status"] = {"description": f"What bgplb observed of the {kind.kind}.", **status}
     if kind.singleton:
         root["x-kubernetes-validations"] = [SINGLETON_RULE]
     if doc := (resource.__doc__ or "").strip():

@@ -24,7 +24,9 @@ class UnplacedFloatingIP(ApiModel):
     """A floating IP that no node can hold right now, and why."""
 
     ip: IPv4
+    """The floating IP."""
     reason: str
+    """Why no node holds it."""
 
 
 class NetworkGatewayGroupStatus(ApiModel):
@@ -35,6 +37,7 @@ class NetworkGatewayGroupStatus(ApiModel):
     )
     placed: int = Field(0, ge=0, description="How many floating IPs are held by a node.")
     unplaced: list[UnplacedFloatingIP] = Field(default_factory=list)
+    """Floating IPs no node can hold, with why."""
     releasing: dict[str, str] = Field(
         default_factory=dict,
         description="Floating IP → the live node giving it up: a move in progress. No "
@@ -53,10 +56,14 @@ class NetworkGatewayGroupStatus(ApiModel):
         "Leases: whom an agent asks, during an API outage, before it keeps its floating IPs.",
     )
     observed_generation: int = Field(0, ge=0)
+    """The metadata.generation this status reflects."""
     conditions: Conditions
 
 
 class NetworkGatewayGroup(Resource):
+    """The floating IPs the Service sessions start from, and (status) which node
+    holds each. One per cluster, named default."""
+
     KIND: ClassVar[Kind] = Kind(
         kind="NetworkGatewayGroup",
         plural="networkgatewaygroups",
