@@ -16,7 +16,8 @@ from bgplb.api import (
     NetworkGatewayGroupSpec,
 )
 from bgplb.api.bgploadbalancer import parse_pool_entry
-from bgplb.core.snapshot import LOAD_BALANCER_CLASS, Node, Peer, Service, Snapshot
+from bgplb.api.contract import LOAD_BALANCER_CLASS
+from bgplb.core.snapshot import Node, Peer, Service, Snapshot
 
 SUBNETS = [IPv4Network("192.0.2.0/26"), IPv4Network("192.0.2.64/26"), IPv4Network("192.0.2.128/26")]
 POOLS = [

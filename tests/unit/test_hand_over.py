@@ -6,7 +6,7 @@ from ipaddress import IPv4Address, IPv4Interface
 
 import pytest
 
-from bgplb.agent.lease import format_holding, parse_holding
+from bgplb.api.contract import format_holding, parse_holding
 from bgplb.core.floating import Placement, hand_over, place_floating_ips
 from bgplb.core.snapshot import Node
 

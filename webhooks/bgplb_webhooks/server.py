@@ -17,14 +17,14 @@ import logging
 import os
 import signal
 import ssl
-from ipaddress import IPv4Interface, IPv4Network
+from ipaddress import IPv4Network
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from bgplb.agent.lease import ADDRESSES_ANNOTATION, LEASE_PREFIX
 from bgplb.api import GROUP, VERSION, BGPLoadBalancer, BGPPeer, NetworkGatewayGroup
+from bgplb.api.contract import ADDRESSES_ANNOTATION, SINGLETON_NAME, lease_node, parse_addresses
 from bgplb.core.admission import SINGLETON_KINDS, Context, response, review
 from bgplb.core.validate import Config, parse
 from bgplb.logs import setup_logging
@@ -53,15 +53,13 @@ class Reader:
 
     def _node_subnets(self) -> list[IPv4Network]:
         leases = self.coordination.list_namespaced_lease(self.namespace, _request_timeout=3).items
-        subnets = set()
+        subnets: set[IPv4Network] = set()
         for lease in leases:
             meta = lease.metadata
-            if meta is None or not (meta.name or "").startswith(LEASE_PREFIX):
+            if meta is None or lease_node(meta.name or "") is None:
                 continue
-            text = (meta.annotations or {}).get(ADDRESSES_ANNOTATION, "")
-            for part in filter(None, text.split(",")):
-                with contextlib.suppress(ValueError):
-                    subnets.add(IPv4Interface(part.strip()).network)
+            annotation = (meta.annotations or {}).get(ADDRESSES_ANNOTATION)
+            subnets.update(a.network for a in parse_addresses(annotation))
         return sorted(subnets)
 
     def context(self, obj: dict[str, Any]) -> Context:
@@ -69,8 +67,8 @@ class Reader:
         gws = [r for r in self._ours("networkgatewaygroups") if isinstance(r, NetworkGatewayGroup)]
         peers = [r for r in self._ours("bgppeers") if isinstance(r, BGPPeer)]
         config = Config(
-            load_balancer=next((r for r in lbs if r.metadata.name == "default"), None),
-            gateway=next((r for r in gws if r.metadata.name == "default"), None),
+            load_balancer=next((r for r in lbs if r.metadata.name == SINGLETON_NAME), None),
+            gateway=next((r for r in gws if r.metadata.name == SINGLETON_NAME), None),
             peers=peers,
         )
         services: list[dict[str, Any]] = []

@@ -12,38 +12,20 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface
 from typing import Any
 
-from bgplb.agent.witness import WITNESS_ANNOTATION
+from bgplb.api.contract import (
+    ADDRESSES_ANNOTATION,
+    HOLDING_ANNOTATION,
+    WITNESS_ANNOTATION,
+    format_addresses,
+    format_holding,
+    lease_name,
+)
 
-LEASE_PREFIX = "bgplb-node-"
-ADDRESSES_ANNOTATION = "networking.bgplb.io/addresses"
-HOLDING_ANNOTATION = "networking.bgplb.io/floating-ips"
-"""`<epoch>:<ip>,<ip>`: the floating IPs plumbed on the node, as of the placement
-epoch (NetworkGatewayGroup status) the agent last applied. The controller hands a
-moving floating IP to its new node only once its old node reports it gone."""
 DEFAULT_DURATION = 3.0
-
-
-def lease_name(node: str) -> str:
-    return LEASE_PREFIX + node
 
 
 def _micro_time(t: dt.datetime) -> str:
     return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def format_holding(epoch: int, ips: Iterable[IPv4Address]) -> str:
-    return f"{epoch}:" + ",".join(str(ip) for ip in sorted(ips))
-
-
-def parse_holding(text: str | None) -> tuple[int, frozenset[IPv4Address]] | None:
-    """None when absent or unreadable: the agent says nothing the controller can use."""
-    if not text or ":" not in text:
-        return None
-    epoch, _, ips = text.partition(":")
-    try:
-        return int(epoch), frozenset(IPv4Address(ip) for ip in ips.split(",") if ip)
-    except ValueError:
-        return None
 
 
 @dataclass
@@ -79,7 +61,7 @@ class LeaseKeeper:
                 "name": lease_name(self.node),
                 "namespace": self.namespace,
                 "annotations": {
-                    ADDRESSES_ANNOTATION: ",".join(a.with_prefixlen for a in addresses),
+                    ADDRESSES_ANNOTATION: format_addresses(addresses),
                     **({WITNESS_ANNOTATION: self.witness} if self.witness else {}),
                     **({HOLDING_ANNOTATION: format_holding(*holding)} if holding else {}),
                 },

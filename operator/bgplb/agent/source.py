@@ -31,7 +31,7 @@ from bgplb.api import (
 )
 from bgplb.api.bgploadbalancer import PoolEntryError, parse_pool_entry
 from bgplb.api.common import read
-from bgplb.core.objects import NODE_LABEL, node_label_value
+from bgplb.api.contract import NODE_LABEL, SINGLETON_NAME, node_label_value
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ class _Collected:
             self.floating = {IPv4Address(ip): node for ip, node in status.floating_ips.items()}
             self.witnesses = dict(status.witnesses)
             self.epoch = status.epoch
-        elif kind == "BGPLoadBalancer" and obj["metadata"]["name"] == "default":
+        elif kind == "BGPLoadBalancer" and obj["metadata"]["name"] == SINGLETON_NAME:
             self.pools = pool_ranges(obj)
         elif kind == "Secret":
             name = obj["metadata"]["name"]

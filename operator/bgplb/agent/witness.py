@@ -32,7 +32,6 @@ from aiohttp import web
 
 log = logging.getLogger("bgplb.agent")
 
-WITNESS_ANNOTATION = "networking.bgplb.io/witness"
 ASKED_AT_ONCE = 64
 """Concurrent requests; every known witness is asked, for the quorum."""
 

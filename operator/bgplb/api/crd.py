@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from bgplb.api.common import GROUP, VERSION, Resource
+from bgplb.api.contract import SINGLETON_NAME
 
 JSON = dict[str, Any]
 
@@ -18,9 +19,9 @@ _DROP = {"title", "additionalProperties", "uniqueItems", "$defs"}
 
 # Rules on the whole object: CEL at the root may read metadata.name.
 SINGLETON_RULE = {
-    "rule": "self.metadata.name == 'default'",
+    "rule": f"self.metadata.name == '{SINGLETON_NAME}'",
     # fieldPath cannot point into metadata, so the message names the field.
-    "message": "metadata.name must be 'default': there is one per cluster",
+    "message": f"metadata.name must be '{SINGLETON_NAME}': there is one per cluster",
 }
 
 

@@ -26,8 +26,8 @@ from typing import Any
 
 import kopf
 
-from bgplb.agent.lease import LEASE_PREFIX
 from bgplb.api import GROUP, VERSION
+from bgplb.api.contract import lease_node
 from bgplb.controller import metrics
 from bgplb.controller.prune import orphan_leases
 from bgplb.controller.reconcile import WRITES_IN_FLIGHT, Reconciler
@@ -111,7 +111,7 @@ class Controller:
         elif kind == "nodes":
             self.observe(self.state.nodes, meta["name"], event)
         elif kind == "leases":
-            if meta.get("namespace") == self.namespace and meta["name"].startswith(LEASE_PREFIX):
+            if meta.get("namespace") == self.namespace and lease_node(meta["name"]) is not None:
                 self.observe_lease(event)
         elif kind == "services":
             key = f"{meta['namespace']}/{meta['name']}"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bgplb.agent.lease import LEASE_PREFIX
+from bgplb.api.contract import lease_node
 from bgplb.controller.snapshot import ClusterState
 
 PRUNE_AFTER_LEASES = 10
@@ -21,7 +21,7 @@ def orphan_leases(state: ClusterState, now: float, lease_expiry: float) -> list[
     return sorted(
         name
         for name in state.leases
-        if name.startswith(LEASE_PREFIX)
-        and name.removeprefix(LEASE_PREFIX) not in state.nodes
+        if (node := lease_node(name)) is not None
+        and node not in state.nodes
         and now - state.lease_seen.get(name, now) >= silent_for
     )

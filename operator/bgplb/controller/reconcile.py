@@ -19,6 +19,7 @@ from bgplb.api import GROUP, VERSION, BGPAdvertisedRouteSpec, BGPSessionSpec
 from bgplb.api.bgploadbalancer import BGPLoadBalancerStatus
 from bgplb.api.bgppeer import BGPPeerStatus
 from bgplb.api.common import Condition, read
+from bgplb.api.contract import SINGLETON_NAME
 from bgplb.api.networkgatewaygroup import NetworkGatewayGroupStatus
 from bgplb.controller import metrics
 from bgplb.controller.diff import Writes, diff_objects, status_differs
@@ -173,10 +174,10 @@ class Reconciler:
             for kind, raw, parsed in (
                 (
                     "BGPLoadBalancer",
-                    self.state.load_balancers.get("default"),
+                    self.state.load_balancers.get(SINGLETON_NAME),
                     snapshot.load_balancer,
                 ),
-                ("NetworkGatewayGroup", self.state.gateways.get("default"), snapshot.gateway),
+                ("NetworkGatewayGroup", self.state.gateways.get(SINGLETON_NAME), snapshot.gateway),
             )
             if raw is not None and parsed is None
         ]
@@ -209,7 +210,7 @@ class Reconciler:
         if self.previous is not None:
             names = {n.ip: n.name for n in snapshot.nodes}
             changed = next_hop_changes(self.previous.routes, desired.routes, names)
-            raw_lb = self.state.load_balancers.get("default")
+            raw_lb = self.state.load_balancers.get(SINGLETON_NAME)
             if changed and raw_lb is not None:
                 await self.post_event(raw_lb, "Normal", "NextHopsChanged", changed)
         self.previous = desired
@@ -235,8 +236,8 @@ class Reconciler:
             return None if raw is None else raw["metadata"].get("generation")
 
         return (
-            generation(self.state.load_balancers.get("default")),
-            generation(self.state.gateways.get("default")),
+            generation(self.state.load_balancers.get(SINGLETON_NAME)),
+            generation(self.state.gateways.get(SINGLETON_NAME)),
             tuple(sorted((n, generation(r)) for n, r in self.state.peers.items())),
         )
 
@@ -248,21 +249,21 @@ class Reconciler:
         if bounded.held and was is None:
             message = _paced_message(bounded)
             log.warning("withdrawals paced", extra={"now": bounded.withdrawn, "held": bounded.held})
-            raw = self.state.load_balancers.get("default")
+            raw = self.state.load_balancers.get(SINGLETON_NAME)
             if raw is not None:
                 await self.post_event(raw, "Warning", "WithdrawalsPaced", message)
 
     # --- writes -----------------------------------------------------------------
 
     def _owner(self) -> list[JSON]:
-        lb = self.state.load_balancers.get("default")
+        lb = self.state.load_balancers.get(SINGLETON_NAME)
         if lb is None:
             return []
         return [
             {
                 "apiVersion": f"{GROUP}/{VERSION}",
                 "kind": "BGPLoadBalancer",
-                "name": "default",
+                "name": SINGLETON_NAME,
                 "uid": lb["metadata"]["uid"],
                 "controller": True,
                 "blockOwnerDeletion": False,
@@ -386,7 +387,7 @@ class Reconciler:
         # Refusals of the last pass still count until this one writes the same
         # objects again (the status is written before the Services are).
         earlier, self.refused = self.refused, {}
-        if "default" in self.state.load_balancers:
+        if SINGLETON_NAME in self.state.load_balancers:
             sessions = diff_objects(
                 session_objects(desired, ns), self.state.sessions, BGPSessionSpec
             )
@@ -415,7 +416,7 @@ class Reconciler:
             self.held_because = because
             log.warning("configuration does not parse; keeping the last good plan",
                         extra={"problems": because[:2000]})  # fmt: skip
-            raw = self.state.load_balancers.get("default")
+            raw = self.state.load_balancers.get(SINGLETON_NAME)
             if raw is not None:
                 await self.post_event(
                     raw, "Warning", "InvalidConfiguration",
@@ -431,7 +432,7 @@ class Reconciler:
         metrics.LIVENESS_FROZEN.set(int(liveness.frozen))
         if liveness.frozen == was.frozen:
             return
-        raw = self.state.load_balancers.get("default")
+        raw = self.state.load_balancers.get(SINGLETON_NAME)
         if liveness.frozen:
             message = _frozen_message(liveness)
             log.warning("node liveness frozen", extra={"stale": sorted(liveness.stale)})
@@ -454,7 +455,7 @@ class Reconciler:
         return len(orphans)
 
     async def _gateway_status(self, desired: DesiredState) -> int:
-        raw = self.state.gateways.get("default")
+        raw = self.state.gateways.get(SINGLETON_NAME)
         if raw is None:
             return 0
         generation = raw["metadata"].get("generation", 0)
@@ -492,7 +493,7 @@ class Reconciler:
                 ", ".join(f"{ip} → {n}" for ip, n in sorted(moved.items())),
             )
         if status_differs(NetworkGatewayGroupStatus, raw.get("status"), status):
-            await self._status("networkgatewaygroups", "default", status)
+            await self._status("networkgatewaygroups", SINGLETON_NAME, status)
             return 1
         return 0
 
@@ -542,7 +543,7 @@ class Reconciler:
 
     async def _load_balancer_status(self, desired: DesiredState | None, problems: list[str]) -> int:
         """`desired` None: no plan to report (the configuration does not parse yet)."""
-        raw = self.state.load_balancers.get("default")
+        raw = self.state.load_balancers.get(SINGLETON_NAME)
         if raw is None:
             return 0
         generation = raw["metadata"].get("generation", 0)
@@ -583,7 +584,7 @@ class Reconciler:
             ],
         )
         if status_differs(BGPLoadBalancerStatus, raw.get("status"), status):
-            await self._status("bgploadbalancers", "default", status)
+            await self._status("bgploadbalancers", SINGLETON_NAME, status)
             return 1
         return 0
 

@@ -14,13 +14,6 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from bgplb.agent.lease import (
-    ADDRESSES_ANNOTATION,
-    HOLDING_ANNOTATION,
-    LEASE_PREFIX,
-    parse_holding,
-)
-from bgplb.agent.witness import WITNESS_ANNOTATION
 from bgplb.api import (
     BGPAdvertisedRoute,
     BGPLoadBalancer,
@@ -29,10 +22,22 @@ from bgplb.api import (
     NetworkGatewayGroup,
 )
 from bgplb.api.common import read
+from bgplb.api.contract import (
+    ADDRESSES_ANNOTATION,
+    HOLDING_ANNOTATION,
+    POOL_ANNOTATION,
+    SINGLETON_NAME,
+    WITNESS_ANNOTATION,
+    current_vip,
+    lease_name,
+    parse_addresses,
+    parse_holding,
+    requested_vip,
+)
 from bgplb.core.local_asn import local_asn_of
 from bgplb.core.plan import DesiredState
 from bgplb.core.routes import Route
-from bgplb.core.snapshot import POOL_ANNOTATION, Node, Peer, Service, ServiceKey, Snapshot
+from bgplb.core.snapshot import Node, Peer, Service, ServiceKey, Snapshot
 
 JSON = Mapping[str, Any]
 
@@ -73,11 +78,7 @@ def node_from(node: JSON, lease: JSON | None, live: bool) -> Node | None:
     annotations = (lease or {}).get("metadata", {}).get("annotations") or {}
     holding = parse_holding(annotations.get(HOLDING_ANNOTATION))
     if lease is not None:
-        for text in annotations.get(ADDRESSES_ANNOTATION, "").split(","):
-            try:
-                addresses.append(IPv4Interface(text.strip()))
-            except ValueError:
-                continue
+        addresses += parse_addresses(annotations.get(ADDRESSES_ANNOTATION))
     if internal is not None:
         # InternalIP first: it is the node's next hop and control-plane source address.
         addresses.sort(key=lambda a: a.ip != internal)
@@ -99,26 +100,13 @@ def _service(svc: JSON, endpoint_nodes: frozenset[str]) -> Service | None:
     spec, meta = svc.get("spec", {}), svc["metadata"]
     if spec.get("type") != "LoadBalancer":
         return None
-    requested = None
-    if text := spec.get("loadBalancerIP"):
-        try:
-            requested = IPv4Address(text)
-        except ValueError:
-            requested = None
-    current = None
-    for ingress in svc.get("status", {}).get("loadBalancer", {}).get("ingress", []) or []:
-        try:
-            current = IPv4Address(ingress.get("ip", ""))
-            break
-        except ValueError:
-            continue
     return Service(
         namespace=meta["namespace"],
         name=meta["name"],
         load_balancer_class=spec.get("loadBalancerClass"),
-        requested_ip=requested,
+        requested_ip=requested_vip(svc),
         pool=meta.get("annotations", {}).get(POOL_ANNOTATION),
-        current_ip=current,
+        current_ip=current_vip(svc),
         local_traffic=spec.get("externalTrafficPolicy") == "Local",
         endpoint_nodes=endpoint_nodes,
     )
@@ -168,7 +156,7 @@ def witnesses(state: ClusterState) -> dict[str, str]:
     """Node → its agent's witness address, from the Leases of existing Nodes."""
     found = {}
     for name in state.nodes:
-        lease = state.leases.get(LEASE_PREFIX + name) or {}
+        lease = state.leases.get(lease_name(name)) or {}
         address = ((lease.get("metadata") or {}).get("annotations") or {}).get(WITNESS_ANNOTATION)
         if address:
             found[name] = address
@@ -178,7 +166,7 @@ def witnesses(state: ClusterState) -> dict[str, str]:
 def observed_live(state: ClusterState, now: float, lease_expiry: float) -> frozenset[str]:
     """The nodes whose Leases are fresh."""
     return frozenset(
-        name for name in state.nodes if lease_live(state, LEASE_PREFIX + name, now, lease_expiry)
+        name for name in state.nodes if lease_live(state, lease_name(name), now, lease_expiry)
     )
 
 
@@ -193,8 +181,8 @@ def snapshot_from(
     if live is None:
         live = observed_live(state, now, lease_expiry)
     problems: list[str] = []
-    lb = _parse(BGPLoadBalancer, state.load_balancers.get("default"), problems)
-    ngg = _parse(NetworkGatewayGroup, state.gateways.get("default"), problems)
+    lb = _parse(BGPLoadBalancer, state.load_balancers.get(SINGLETON_NAME), problems)
+    ngg = _parse(NetworkGatewayGroup, state.gateways.get(SINGLETON_NAME), problems)
     peers = []
     for name, raw in sorted(state.peers.items()):
         peer = _parse(BGPPeer, raw, problems)
@@ -211,8 +199,7 @@ def snapshot_from(
             lb = lb.model_copy(update={"spec": lb.spec.model_copy(update={"local_asn": asn})})
     nodes = []
     for name, raw in sorted(state.nodes.items()):
-        lease_name = LEASE_PREFIX + name
-        node = node_from(raw, state.leases.get(lease_name), name in live)
+        node = node_from(raw, state.leases.get(lease_name(name)), name in live)
         if node is not None:
             nodes.append(node)
     ready = endpoint_nodes(state.endpoint_slices.values())
@@ -293,7 +280,7 @@ def observed_generations(state: ClusterState) -> tuple[object, ...]:
         return (raw.get("status") or {}).get("observedGeneration")
 
     return (
-        observed(state.load_balancers.get("default")),
-        observed(state.gateways.get("default")),
+        observed(state.load_balancers.get(SINGLETON_NAME)),
+        observed(state.gateways.get(SINGLETON_NAME)),
         tuple(sorted((n, observed(r)) for n, r in state.peers.items())),
     )

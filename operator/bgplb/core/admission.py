@@ -18,10 +18,15 @@ from typing import Any
 
 from bgplb.api import BGPLoadBalancer, BGPPeer, NetworkGatewayGroup
 from bgplb.api.common import Resource
-from bgplb.core.pools import Pool
-from bgplb.core.snapshot import LOAD_BALANCER_CLASS, POOL_ANNOTATION
-from bgplb.core.validate import (
+from bgplb.api.contract import (
+    ALLOW_DELETE_ANNOTATION,
+    POOL_ANNOTATION,
     SINGLETON_NAME,
+    is_ours,
+    vips_of,
+)
+from bgplb.core.pools import Pool
+from bgplb.core.validate import (
     Config,
     FieldError,
     check_against,
@@ -31,8 +36,6 @@ from bgplb.core.validate import (
 
 JSON = Mapping[str, Any]
 
-ALLOW_DELETE_ANNOTATION = "networking.bgplb.io/allow-delete"
-"""Set to "true" on a singleton to delete it while Services still use it."""
 SINGLETON_KINDS = ("BGPLoadBalancer", "NetworkGatewayGroup")
 
 
@@ -154,21 +157,6 @@ def review_ours(obj: JSON, ctx: Context, *, mutate: bool) -> Decision:
 # --- Services -------------------------------------------------------------------------
 
 
-def is_ours(svc: JSON) -> bool:
-    spec = svc.get("spec", {})
-    return spec.get("type") == "LoadBalancer" and spec.get("loadBalancerClass") in (
-        None,
-        LOAD_BALANCER_CLASS,
-    )
-
-
-def _vip_of(svc: JSON) -> set[str]:
-    ips = {i.get("ip") for i in svc.get("status", {}).get("loadBalancer", {}).get("ingress") or []}
-    if requested := svc.get("spec", {}).get("loadBalancerIP"):
-        ips.add(requested)
-    return {ip for ip in ips if ip}
-
-
 def review_service(svc: JSON, ctx: Context) -> Decision:
     if not is_ours(svc):
         return Decision(True)
@@ -204,7 +192,7 @@ def review_service(svc: JSON, ctx: Context) -> Decision:
         other_meta = other.get("metadata", {})
         if (other_meta.get("namespace"), other_meta.get("name")) == me or not is_ours(other):
             continue
-        if str(ip) in _vip_of(other):
+        if ip in vips_of(other):
             errors.append(
                 FieldError(
                     "spec.loadBalancerIP",
@@ -230,7 +218,7 @@ def review_delete(old: JSON, ctx: Context) -> Decision:
     users = sorted(
         f"{m.get('namespace')}/{m.get('name')}"
         for svc in ctx.services
-        if is_ours(svc) and _vip_of(svc) and (m := svc.get("metadata") or {})
+        if is_ours(svc) and vips_of(svc) and (m := svc.get("metadata") or {})
     )
     if not users:
         return Decision(True)

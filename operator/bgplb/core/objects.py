@@ -7,39 +7,20 @@ NetworkGatewayGroup's status.
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 from bgplb.api import API_VERSION, BGPAdvertisedRouteSpec, ServiceRef
+from bgplb.api.contract import NODE_LABEL, TYPE_LABEL, fit, node_label_value
 from bgplb.api.networkgatewaygroup import NetworkGatewayGroupStatus, UnplacedFloatingIP
 from bgplb.core.plan import DesiredState
 from bgplb.core.routes import CONTROL_PLANE_ROUTE, Route, route_names
 
-NODE_LABEL = "networking.bgplb.io/node"
-TYPE_LABEL = "networking.bgplb.io/type"
 JSON = dict[str, Any]
-
-
-def _fit(text: str, limit: int) -> str:
-    """`text` if it is at most `limit` characters, else a prefix of it and a hash of
-    all of it: distinct texts stay distinct, and the result still starts and ends
-    with an alphanumeric character (names and label values must)."""
-    if len(text) <= limit:
-        return text
-    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
-    return f"{text[: limit - 17].rstrip('-.')}-{digest}"
-
-
-def node_label_value(node: str) -> str:
-    """The NODE_LABEL value for a node: its name, unless that is over the 63
-    characters of a label value (a node name may have 253). The agent selects its
-    sessions with the same function."""
-    return _fit(node, 63)
 
 
 def session_object_name(name: str) -> str:
     """A BGPSession's object name: peer and node names joined can pass 253."""
-    return _fit(name, 253)
+    return fit(name, 253)
 
 
 def _meta(name: str, namespace: str, labels: dict[str, str] | None = None) -> JSON:

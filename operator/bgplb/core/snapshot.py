@@ -13,11 +13,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface
 
 from bgplb.api import BGPLoadBalancerSpec, BGPPeerSpec, NetworkGatewayGroupSpec
-
-LOAD_BALANCER_CLASS = "bgplb.io/bgp"
-"""Services with this loadBalancerClass, or none, are ours; others are left alone."""
-POOL_ANNOTATION = "networking.bgplb.io/address-pool"
-"""On a Service: allocate its VIP from this address pool."""
+from bgplb.api.contract import LOAD_BALANCER_CLASS
 
 ServiceKey = str
 """'namespace/name'."""

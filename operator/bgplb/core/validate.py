@@ -24,10 +24,9 @@ from bgplb.api import (
 )
 from bgplb.api.bgploadbalancer import parse_pool_entry
 from bgplb.api.common import read
+from bgplb.api.contract import SINGLETON_NAME
 from bgplb.core.local_asn import local_asn_of, selected
 from bgplb.core.snapshot import Peer
-
-SINGLETON_NAME = "default"
 
 
 @dataclass(frozen=True, order=True)
