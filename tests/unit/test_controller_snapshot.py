@@ -210,3 +210,48 @@ def test_what_is_in_force_reads_back_as_a_plan() -> None:
     }
     state.peers["tor"] = {"metadata": {"name": "tor", "generation": 2}}
     assert observed_generations(state) == (3, None, (("tor", None),))
+
+
+def _peer(name: str, ip: str) -> dict[str, object]:
+    return {
+        "apiVersion": "networking.bgplb.io/v1",
+        "kind": "BGPPeer",
+        "metadata": {"name": name, "namespace": "kube-system"},
+        "spec": {"localASN": 65001, "peerASN": 65002, "peerIP": ip},
+    }
+
+
+def _lb(pool: str) -> dict[str, object]:
+    return {
+        "apiVersion": "networking.bgplb.io/v1",
+        "kind": "BGPLoadBalancer",
+        "metadata": {"name": "default", "namespace": "kube-system"},
+        "spec": {"localASN": 65001, "addressPools": [{"name": "p", "addresses": [pool]}]},
+    }
+
+
+def _ngg() -> dict[str, object]:
+    return {
+        "apiVersion": "networking.bgplb.io/v1",
+        "kind": "NetworkGatewayGroup",
+        "metadata": {"name": "default", "namespace": "kube-system"},
+        "spec": {"floatingIPs": ["192.0.2.100"]},
+    }
+
+
+def test_the_webhooks_rules_apply_to_what_got_past_it() -> None:
+    """Objects written while the webhook was down: of two BGPPeers with one peer IP
+    the later (by name) is left out, alone; a BGPLoadBalancer whose pool holds a
+    floating IP is not planned from (the controller keeps its last good plan)."""
+    state = ClusterState("kube-system")
+    state.peers = {"a": _peer("a", "192.0.2.1"), "b": _peer("b", "192.0.2.1")}
+    state.load_balancers = {"default": _lb("203.0.113.0/28")}
+    state.gateways = {"default": _ngg()}
+    snapshot, problems = snapshot_from(state, now=0.0, lease_expiry=3.0, live=frozenset())
+    assert [p.name for p in snapshot.peers] == ["a"]
+    assert problems == ["BGPPeer b: spec.peerIP: 192.0.2.1 is already the peer of BGPPeer a"]
+    assert snapshot.load_balancer is not None
+    state.load_balancers = {"default": _lb("192.0.2.96/28")}
+    snapshot, problems = snapshot_from(state, now=0.0, lease_expiry=3.0, live=frozenset())
+    assert snapshot.load_balancer is None
+    assert any("contains floating IP 192.0.2.100" in p for p in problems)

@@ -6,8 +6,6 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-import pytest
-
 from bgplb.api import BGPLoadBalancer, BGPPeer
 from bgplb.controller.snapshot import ClusterState, snapshot_from
 from bgplb.core.local_asn import local_asn_of
@@ -133,10 +131,25 @@ def test_the_controller_plans_with_the_peers_asn() -> None:
     assert {s.local_asn for s in sessions.values()} == {65001}
 
 
-@pytest.mark.parametrize("peers", [(), (SEED_PEER, other_peer(65003))])
-def test_the_controller_holds_when_the_asn_is_not_known(peers: tuple[dict[str, Any], ...]) -> None:
+def test_the_controller_holds_when_the_asn_is_not_known() -> None:
     """Treated as a BGPLoadBalancer that does not parse: the controller keeps its last
     good plan rather than plan one without the cluster's ASN."""
-    snapshot, problems = snapshot_from(state(*peers), now=0.0, lease_expiry=3.0, live=frozenset())
+    snapshot, problems = snapshot_from(state(), now=0.0, lease_expiry=3.0, live=frozenset())
     assert snapshot.load_balancer is None
     assert any(p.startswith("BGPLoadBalancer default: spec.localASN: required") for p in problems)
+
+
+def test_a_peer_that_got_past_the_webhook_and_makes_it_ambiguous_is_left_out_alone() -> None:
+    """The controller runs the webhook's gate: the later peer (by name) is refused,
+    the cluster's ASN still comes from the first, nothing else is held."""
+    live = frozenset({"node-01", "node-02"})
+    snapshot, problems = snapshot_from(
+        state(SEED_PEER, other_peer(65003)), now=0.0, lease_expiry=3.0, live=live
+    )
+    assert [p.name for p in snapshot.peers] == ["bgppeer1"]
+    assert snapshot.load_balancer is not None
+    assert snapshot.load_balancer.local_asn == 65001
+    assert problems == [
+        "BGPPeer bgppeer2: spec.localASN: 65003 differs from 65001, the ASN BGPLoadBalancer "
+        "default takes from the BGPPeers it selects (it has no localASN of its own)"
+    ]

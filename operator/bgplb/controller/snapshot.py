@@ -21,7 +21,7 @@ from bgplb.api import (
     BGPSession,
     NetworkGatewayGroup,
 )
-from bgplb.api.common import read
+from bgplb.api.common import Resource, read
 from bgplb.api.contract import (
     ADDRESSES_ANNOTATION,
     HOLDING_ANNOTATION,
@@ -38,6 +38,7 @@ from bgplb.core.local_asn import local_asn_of
 from bgplb.core.plan import DesiredState
 from bgplb.core.routes import Route
 from bgplb.core.snapshot import Node, Peer, Service, ServiceKey, Snapshot
+from bgplb.core.validate import Config, check_against, check_object
 
 JSON = Mapping[str, Any]
 
@@ -170,6 +171,12 @@ def observed_live(state: ClusterState, now: float, lease_expiry: float) -> froze
     )
 
 
+def _refused(res: Resource, config: Config, problems: list[str]) -> bool:
+    errors = check_object(res) + check_against(res, config)
+    problems += [f"{res.kind} {res.metadata.name}: {e}" for e in errors]
+    return bool(errors)
+
+
 def snapshot_from(
     state: ClusterState,
     now: float,
@@ -183,11 +190,20 @@ def snapshot_from(
     problems: list[str] = []
     lb = _parse(BGPLoadBalancer, state.load_balancers.get(SINGLETON_NAME), problems)
     ngg = _parse(NetworkGatewayGroup, state.gateways.get(SINGLETON_NAME), problems)
-    peers = []
-    for name, raw in sorted(state.peers.items()):
+    # The webhook's gate, again: an object that got past it (written while the
+    # webhook was down, or before it existed) is judged by the same rules. A BGPPeer
+    # is checked against the ones before it by name, so of two that clash only the
+    # later one is left out; a singleton that fails holds the last good plan.
+    accepted: list[BGPPeer] = []
+    for raw in (raw for _, raw in sorted(state.peers.items())):
         peer = _parse(BGPPeer, raw, problems)
-        if peer is not None:
-            peers.append(Peer(name, peer.metadata.labels, peer.spec))
+        if peer is not None and not _refused(peer, Config(lb, ngg, accepted), problems):
+            accepted.append(peer)
+    if lb is not None and _refused(lb, Config(None, ngg, accepted), problems):
+        lb = None
+    if ngg is not None and _refused(ngg, Config(lb, None, accepted), problems):
+        ngg = None
+    peers = [Peer(p.metadata.name, p.metadata.labels, p.spec) for p in accepted]
     if lb is not None and lb.spec.local_asn is None:
         # Unresolvable: as a BGPLoadBalancer that does not parse (the last good plan
         # stays); resolved: the planner and the sessions see it as if written.
