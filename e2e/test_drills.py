@@ -13,8 +13,13 @@ def test_lb_node_failure_restores_traffic(lab: Lab) -> None:
     result = drills.lb_node_failure(lab)
     print(result)
     # The dead node left both ToRs' ECMP groups (the drill waits for it), and traffic
-    # came back: the requests after the restore time were all answered.
-    assert result.figures["traffic_restored_s"] < result.figures["route_withdrawn_s"] + 2
+    # came back: the drill keeps it going until it has been clean for 3 s, within 60 s
+    # of the failure. What it waits for besides the ToRs: every node's kube-proxy
+    # sends a share of new connections to the dead node's Pod until the Pod leaves
+    # the Service's endpoints (Kubernetes' node monitor, 20 s in the lab;
+    # externalTrafficPolicy Cluster) — printed as endpoint_gone_s.
+    figures = result.figures
+    assert figures["traffic_restored_s"] < drills.RESTORE_CAP - drills.QUIET, figures
     # Every speaker advertising its next hop left it out on the mesh's word.
     assert all(result.figures["held_for_dead_by_mesh"].values()), result.figures
 

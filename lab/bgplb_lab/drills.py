@@ -176,11 +176,51 @@ class Result:
         return f"{self.name}: " + ", ".join(f"{k}={v}" for k, v in self.figures.items())
 
 
+QUIET = 3.0
+"""Traffic counts as restored once this long has passed without a failed request."""
+RESTORE_CAP = 60.0
+"""...or, at the latest, this long after the failure (then it is reported as such)."""
+
+
+def ready_endpoint_nodes(lab: Lab) -> set[str]:
+    """Nodes with a ready endpoint of the demo Service."""
+    slices = lab.get_json(
+        "endpointslices", "-n", "default", "-l", "kubernetes.io/service-name=demo"
+    )
+    return {
+        e.get("nodeName", "")
+        for s in slices["items"]
+        for e in s.get("endpoints") or []
+        if (e.get("conditions") or {}).get("ready")
+    }
+
+
+def _until_quiet(
+    lab: Lab, log: Callable[[], TrafficLog], victim: str, t0: float, seconds: float
+) -> float | None:
+    """Keep the traffic going until it has been clean for QUIET (and at least two
+    seconds past `seconds`), noting when the victim's Pod left the demo Service's
+    ready endpoints: with externalTrafficPolicy Cluster every node's kube-proxy sends
+    a share of new connections to it until then, whatever the ToRs do. Returns that
+    moment, in seconds after t0 (None: not within RESTORE_CAP)."""
+    endpoint_gone: float | None = None
+    while (now := time.time()) - t0 < RESTORE_CAP:
+        if endpoint_gone is None and victim not in ready_endpoint_nodes(lab):
+            endpoint_gone = time.time() - t0
+        failures = [r["t"] for r in log().requests if not r["ok"]]
+        if now - max(failures, default=t0) >= QUIET and now - t0 >= seconds + 2:
+            break
+        time.sleep(0.5)
+    return endpoint_gone
+
+
 def _node_failure(
     lab: Lab, victim: str, what: str, until: Callable[[], bool], timeout: float
-) -> tuple[float, float, TrafficLog]:
-    """Kill `victim` under client traffic, wait for `until`, then reboot it and let
-    the lab settle. Returns when it died, seconds until `until`, and the traffic."""
+) -> tuple[float, float, float | None, TrafficLog]:
+    """Kill `victim` under client traffic, wait for `until`, keep the traffic going
+    until it is clean (`_until_quiet`), then reboot the victim and let the lab settle.
+    Returns when it died, seconds until `until`, seconds until its Pod's endpoint was
+    no longer ready, and the traffic."""
     try:
         with traffic(lab) as log:
             time.sleep(1)
@@ -188,12 +228,12 @@ def _node_failure(
             lab.fail_node(victim)
             wait_for(what, until, timeout=timeout, every=0.05)
             seconds = time.time() - t0
-            time.sleep(2)
+            endpoint_gone = _until_quiet(lab, log, victim, t0, seconds)
             result = log()
     finally:
         lab.restore_node(victim)
         wait_stable(lab)
-    return t0, seconds, result
+    return t0, seconds, endpoint_gone, result
 
 
 def mesh_held_for_dead(log: str, node: str) -> int:
@@ -219,7 +259,7 @@ def lb_node_failure(lab: Lab) -> Result:
     victim = sorted(LB_NODES - set(holders))[0]
     ip = lab.node(victim).ip
     verdicts_before = {n: mesh_held_for_dead(lab.agent_log(n), victim) for n in holders}
-    t0, withdrawn, result = _node_failure(
+    t0, withdrawn, endpoint_gone, result = _node_failure(
         lab,
         victim,
         "the dead node's next hop withdrawn from both ToRs",
@@ -235,6 +275,7 @@ def lb_node_failure(lab: Lab) -> Result:
                 for n in holders
             },
             "route_withdrawn_s": round(withdrawn, 2),
+            "endpoint_gone_s": round(endpoint_gone, 2) if endpoint_gone is not None else None,
             "traffic_restored_s": round(result.restored_after(t0), 2),
             "failed_requests": result.failed,
             "requests": len(result.requests),
@@ -272,7 +313,7 @@ def floating_ip_node_failure(lab: Lab) -> Result:
         up = all(s.get("status", {}).get("state") == "Established" for s in mine)
         return bool(mine) and up and victim not in moved_to
 
-    t0, established, result = _node_failure(
+    t0, established, endpoint_gone, result = _node_failure(
         lab,
         victim,
         "every session from the floating IP Established on another node",
@@ -289,6 +330,7 @@ def floating_ip_node_failure(lab: Lab) -> Result:
             "established_elsewhere_s": round(established, 2),
             "next_hop_gone_s": round(next_hop_gone[0] - t0, 2) if next_hop_gone else None,
             "frr_sessions_dropped_by_bfd": lab.frr.bfd_drops() - bfd_drops,
+            "endpoint_gone_s": round(endpoint_gone, 2) if endpoint_gone is not None else None,
             "route_samples": len(samples),
             "samples_without_route": sum(not all(s.values()) for s in samples),
             "traffic_restored_s": round(result.restored_after(t0), 2),
