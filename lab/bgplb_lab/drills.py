@@ -279,6 +279,7 @@ def lb_node_failure(lab: Lab) -> Result:
             "traffic_restored_s": round(result.restored_after(t0), 2),
             "failed_requests": result.failed,
             "requests": len(result.requests),
+            **({"failures": result.failures(t0, limit=40)} if result.failed else {}),
         },
     )
 
