@@ -127,6 +127,14 @@ def test_deleting_a_singleton_in_use_is_refused_and_changes_nothing(lab: Lab) ->
     assert result.figures["vip_next_hops"] == {"frr": lb_nodes, "bird": lb_nodes}
 
 
+def test_a_service_with_no_ready_endpoint_is_withdrawn_and_comes_back(lab: Lab) -> None:
+    result = drills.no_endpoints(lab)
+    print(result)
+    # The drill waits for the VIP to leave both ToRs and to come back to both.
+    assert result.figures["vip_kept"], result.figures
+    assert result.figures["flaps"] == []
+
+
 def test_ten_minutes_of_cpu_stress_and_loss_raise_no_false_alarm(lab: Lab) -> None:
     """Issue 13: no false positives. Busy loops on every node, 5 % loss each way on a
     floating-IP holder's link, ten minutes of traffic: nothing may react."""

@@ -341,6 +341,45 @@ def floating_ip_node_failure(lab: Lab) -> Result:
     )
 
 
+def no_endpoints(lab: Lab) -> Result:
+    """The demo Deployment scaled to 0: its VIP leaves both ToRs while the Service
+    keeps it (issue 14 item 7); scaled back, the VIP returns. Nothing else moves."""
+    before = settle(lab)
+    t0 = time.time()
+    lab.kubectl("scale", "deployment/demo", "-n", "default", "--replicas=0")
+    try:
+        wait_for(
+            "the demo VIP gone from both ToRs",
+            lambda: not any(lab.tor_next_hops(DEMO_VIP).values()),
+            timeout=60,
+            every=0.2,
+        )
+        withdrawn = time.time() - t0
+        service = lab.get_json("service", "demo", "-n", "default")
+        ingress = (service.get("status", {}).get("loadBalancer") or {}).get("ingress") or []
+    finally:
+        lab.kubectl("scale", "deployment/demo", "-n", "default", "--replicas=4")
+    t1 = time.time()
+    wait_for(
+        "the demo VIP back on both ToRs",
+        lambda: all(lab.tor_next_hops(DEMO_VIP).values()),
+        timeout=120,
+        every=0.2,
+    )
+    readvertised = time.time() - t1
+    wait_stable(lab)
+    after = session_marks(lab)
+    return Result(
+        "no endpoints",
+        {
+            "withdrawn_s": round(withdrawn, 2),
+            "vip_kept": [i.get("ip") for i in ingress] == [DEMO_VIP],
+            "readvertised_s": round(readvertised, 2),
+            "flaps": flaps(before, after),
+        },
+    )
+
+
 def _restart_under_traffic(lab: Lab, name: str, restart: Callable[[], None]) -> Result:
     before = settle(lab)
     holders = lab.holders()

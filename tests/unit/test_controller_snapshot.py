@@ -255,3 +255,25 @@ def test_the_webhooks_rules_apply_to_what_got_past_it() -> None:
     snapshot, problems = snapshot_from(state, now=0.0, lease_expiry=3.0, live=frozenset())
     assert snapshot.load_balancer is None
     assert any("contains floating IP 192.0.2.100" in p for p in problems)
+
+
+def test_ready_endpoints_are_counted_and_no_slice_is_unknown() -> None:
+    from bgplb.controller.snapshot import ready_endpoints
+
+    def ep(node: str | None, ready: bool | None) -> dict[str, object]:
+        conditions = {} if ready is None else {"ready": ready}
+        return {"conditions": conditions, **({"nodeName": node} if node else {})}
+
+    slices = [
+        {
+            "metadata": {"namespace": "default", "labels": {"kubernetes.io/service-name": "a"}},
+            "endpoints": [ep("n1", True), ep("n2", False), ep(None, None)],
+        },
+        {
+            "metadata": {"namespace": "default", "labels": {"kubernetes.io/service-name": "b"}},
+            "endpoints": [ep("n1", False)],
+        },
+    ]
+    # Unknown readiness counts as ready; a Service with no slice is absent (unknown).
+    assert ready_endpoints(slices) == {"default/a": 2, "default/b": 0}
+    assert endpoint_nodes(slices) == {"default/a": frozenset({"n1"}), "default/b": frozenset()}

@@ -151,3 +151,23 @@ def test_nodes_coming_up_one_by_one_end_with_ips_on_distinct_nodes() -> None:
     assert "tor-node-1" in later.sessions
     assert len({s.node_name for s in later.sessions.values()}) == 2
     assert "tor" not in later.session_shortfalls
+
+
+def test_no_ready_endpoint_no_route_but_the_vip_is_kept() -> None:
+    """Issue 14 item 7: a Service with EndpointSlices and no ready endpoint anywhere is
+    withdrawn (its VIP kept); one whose endpoints are unknown (no slice read) is not;
+    the switch off advertises regardless."""
+    empty = Service("default", "empty", ready_endpoints=0)
+    unknown = Service("default", "unknown")
+    serving = Service("default", "serving", ready_endpoints=2)
+    d = plan(snapshot(empty, unknown, serving))
+    assert set(d.vips) == {"default/empty", "default/unknown", "default/serving"}
+    assert set(d.routes) == {"default/unknown", "default/serving"}
+    assert "no ready endpoint" in d.service_problems["default/empty"]
+    base = snapshot(empty, unknown, serving)
+    assert base.load_balancer is not None
+    off = base.load_balancer.model_copy(update={"withdraw_without_endpoints": False})
+    assert set(plan(replace(base, load_balancer=off)).routes) == set(d.vips)
+    # Ready again: advertised again, with the same VIP.
+    again = plan(snapshot(replace(empty, ready_endpoints=1), unknown, serving))
+    assert again.routes["default/empty"].prefix.network_address == d.vips["default/empty"]

@@ -165,6 +165,13 @@ class BGPLoadBalancerSpec(ApiModel):
         "Defaults to the control-plane nodes.",
     )
     control_plane: ControlPlane | None = None
+    withdraw_without_endpoints: bool = Field(
+        True,
+        description="Withdraw a Service's VIP from the routers while it has no ready "
+        "endpoint anywhere (it keeps the VIP), and advertise it again when one is ready: "
+        "a route to a Service that cannot answer only black-holes its traffic. Off: "
+        "advertised regardless, as MetalLB does.",
+    )
     add_path: bool = Field(
         True,
         description="Advertise every load-balancer node as a next hop (BGP ADD-PATH, RFC 7911). "

@@ -97,7 +97,9 @@ def node_from(node: JSON, lease: JSON | None, live: bool) -> Node | None:
     )
 
 
-def _service(svc: JSON, endpoint_nodes: frozenset[str]) -> Service | None:
+def _service(
+    svc: JSON, endpoint_nodes: frozenset[str], ready_endpoints: int | None
+) -> Service | None:
     spec, meta = svc.get("spec", {}), svc["metadata"]
     if spec.get("type") != "LoadBalancer":
         return None
@@ -110,23 +112,37 @@ def _service(svc: JSON, endpoint_nodes: frozenset[str]) -> Service | None:
         current_ip=current_vip(svc),
         local_traffic=spec.get("externalTrafficPolicy") == "Local",
         endpoint_nodes=endpoint_nodes,
+        ready_endpoints=ready_endpoints,
     )
 
 
 def endpoint_nodes(slices: Iterable[JSON]) -> dict[ServiceKey, frozenset[str]]:
     """Service → nodes with a ready endpoint of it."""
-    out: dict[ServiceKey, set[str]] = {}
+    return {k: frozenset(nodes) for k, (nodes, _) in _ready(slices).items()}
+
+
+def ready_endpoints(slices: Iterable[JSON]) -> dict[ServiceKey, int]:
+    """Service → how many ready endpoints it has (Services with no EndpointSlice read
+    are absent: unknown, not none)."""
+    return {k: count for k, (_, count) in _ready(slices).items()}
+
+
+def _ready(slices: Iterable[JSON]) -> dict[ServiceKey, tuple[set[str], int]]:
+    out: dict[ServiceKey, tuple[set[str], int]] = {}
     for s in slices:
         service = s["metadata"].get("labels", {}).get("kubernetes.io/service-name")
         if not service:
             continue
         key = f"{s['metadata']['namespace']}/{service}"
-        nodes = out.setdefault(key, set())
+        nodes, count = out.get(key, (set(), 0))
         for endpoint in s.get("endpoints", []) or []:
-            ready = (endpoint.get("conditions") or {}).get("ready", True)
-            if ready and endpoint.get("nodeName"):
-                nodes.add(endpoint["nodeName"])
-    return {k: frozenset(v) for k, v in out.items()}
+            # An unknown readiness counts as ready (the EndpointSlice API's advice).
+            if (endpoint.get("conditions") or {}).get("ready", True) in (True, None):
+                count += 1
+                if endpoint.get("nodeName"):
+                    nodes.add(endpoint["nodeName"])
+        out[key] = (nodes, count)
+    return out
 
 
 def _parse(cls: type[Any], obj: JSON | None, problems: list[str]) -> Any:
@@ -219,9 +235,10 @@ def snapshot_from(
         if node is not None:
             nodes.append(node)
     ready = endpoint_nodes(state.endpoint_slices.values())
+    counts = ready_endpoints(state.endpoint_slices.values())
     services = []
     for key, raw in sorted(state.services.items()):
-        svc = _service(raw, ready.get(key, frozenset()))
+        svc = _service(raw, ready.get(key, frozenset()), counts.get(key))
         if svc is not None:
             services.append(svc)
     holders: dict[IPv4Address, str] = {}

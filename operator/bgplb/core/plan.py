@@ -101,6 +101,7 @@ def plan(snapshot: Snapshot) -> DesiredState:
         add_path=lb.add_path,
         current=snapshot.route_next_hops,
         load=Counter(),
+        withdraw_without_endpoints=lb.withdraw_without_endpoints,
     )
     return DesiredState(
         floating_ips=placement,
@@ -173,6 +174,7 @@ def replan_services(
         add_path=lb.add_path,
         current=snapshot.route_next_hops,
         load=load,
+        withdraw_without_endpoints=lb.withdraw_without_endpoints,
     )
     vips.update(vip_plan.vips)
     routes.update(route_plan.routes)

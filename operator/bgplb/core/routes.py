@@ -43,6 +43,7 @@ def plan_routes(
     add_path: bool,
     current: Mapping[ServiceKey, tuple[IPv4Address, ...]],
     load: Counter[IPv4Address],
+    withdraw_without_endpoints: bool = False,
 ) -> RoutePlan:
     """Next hops per VIP. `load` counts VIPs per next hop of the Services not given here.
 
@@ -59,6 +60,9 @@ def plan_routes(
     for svc in sorted(services, key=lambda s: s.key):
         vip = vips.get(svc.key)
         if vip is None:
+            continue
+        if withdraw_without_endpoints and svc.ready_endpoints == 0:
+            problems[svc.key] = "no ready endpoint: VIP kept, not advertised until one is ready"
             continue
         if svc.local_traffic:
             hops = tuple(ip for name, ip in by_name.items() if name in svc.endpoint_nodes)

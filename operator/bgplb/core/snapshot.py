@@ -60,6 +60,9 @@ class Service:
     """externalTrafficPolicy: Local — only nodes with a ready endpoint may be next hops."""
     endpoint_nodes: frozenset[str] = frozenset()
     """Nodes with a ready endpoint of this Service."""
+    ready_endpoints: int | None = None
+    """How many ready endpoints it has anywhere; None: unknown (no EndpointSlice of it
+    read), which never withdraws anything."""
 
     @property
     def key(self) -> ServiceKey:
