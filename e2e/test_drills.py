@@ -6,6 +6,7 @@ repeated runs (`make bench-lab`)."""
 from __future__ import annotations
 
 from bgplb_lab import drills
+from bgplb_lab.daemons import wait_for
 from bgplb_lab.topology import Lab
 
 
@@ -35,6 +36,14 @@ def test_floating_ip_holder_failure_moves_its_sessions_and_loses_no_route(lab: L
     # for it), not at the hold timer.
     assert result.figures["frr_sessions_dropped_by_bfd"] >= 1, result.figures
     assert result.figures["next_hop_gone_s"] is not None
+    # And what `kubectl get bgpsessions -o wide` says of BFD is what the ToR sees:
+    # every session whose peer asks for BFD reports it Up once the lab has settled.
+    wait_for("every BFD session reported Up", lambda: bfd_reported(lab) == {"Up"}, timeout=30)
+
+
+def bfd_reported(lab: Lab) -> set[str]:
+    items = lab.get("bgpsessions")["items"]
+    return {(s.get("status") or {}).get("bfd", "none") for s in items if s["spec"].get("bfd")}
 
 
 def test_agent_restart_disturbs_nothing(lab: Lab) -> None:

@@ -256,3 +256,15 @@ def test_bfd_wire_format_between_agent_and_container_names_bad_fields() -> None:
         bfd_server.decode([{**bfd_server.encode(wanted)[0], "transmitUs": 5}])
     with pytest.raises(ValueError, match="must be a list"):
         bfd_server.decode({"local": "192.0.2.100"})
+
+
+def test_a_bfd_change_is_a_status_change() -> None:
+    now = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
+    spec = session(bfd={})
+    up = session_status(spec, None, [], now, bfd="Up")
+    assert up.bfd == "Up"
+    assert up.model_dump(mode="json", by_alias=True)["bfd"] == "Up"
+    reporter = Reporter()
+    reporter.mark("s", up)
+    assert reporter.due("s", session_status(spec, None, [], now, bfd="Down"))
+    assert not reporter.due("s", session_status(spec, None, [], now, bfd="Up"))

@@ -26,7 +26,8 @@ from typing import Any
 import aiohttp
 import grpc
 
-from bgplb.agent import bfd, metrics, probe, witness
+from bgplb.agent import metrics, probe, witness
+from bgplb.agent.bfd import State as BfdState
 from bgplb.agent.bfd import Timers
 from bgplb.agent.bfd_server import BfdClient
 from bgplb.agent.bfd_speaker import Key
@@ -60,6 +61,15 @@ log = logging.getLogger("bgplb.agent")
 
 WATCH_HELD = 5.0
 """A watch stream that lasted this long was connected: its break starts a new series."""
+
+
+BFD_NAMES: dict[BfdState | None, str] = {
+    BfdState.ADMIN_DOWN: "AdminDown",
+    BfdState.DOWN: "Down",
+    BfdState.INIT: "Init",
+    BfdState.UP: "Up",
+}
+"""BFD states as BGPSession status spells them."""
 
 
 def watch_retry_delay(failures: int) -> float:
@@ -105,6 +115,8 @@ class Agent:
     """The speaker Pod's BFD container (None: no BFD on this node)."""
     bfd_pushed: dict[Key, Timers] | None = None
     """The wanted set the BFD container last accepted."""
+    bfd_states: dict[str, BfdState] = field(default_factory=dict)
+    """`local>peer` → state, as the BFD container last said."""
     reconciled_at: float = field(default_factory=time.monotonic)
     last_inputs: Inputs | None = None
     state_file: Path | None = None
@@ -259,7 +271,8 @@ class Agent:
         if wanted != self.bfd_pushed:
             log.info("bfd sessions", extra={"sessions": len(wanted), "failed": failed})
         self.bfd_pushed = wanted
-        for state in bfd.State:
+        self.bfd_states = states
+        for state in BfdState:
             metrics.BFD_SESSIONS.labels(state.name.lower()).set(
                 sum(s == state for s in states.values())
             )
@@ -312,6 +325,7 @@ class Agent:
                 routes if spec.type == "Service" else cp_routes,
                 now,
                 error=error,
+                bfd=BFD_NAMES.get(self.bfd_states.get(f"{spec.local_ip}>{spec.peer_ip}")),
             )
             if not self.reporter.due(name, status):
                 continue

@@ -30,6 +30,7 @@ def session_status(
     now: dt.datetime,
     *,
     error: str = "",
+    bfd: str | None = None,
 ) -> BGPSessionStatus:
     established = peer is not None and peer.state == "Established"
     return BGPSessionStatus(
@@ -40,6 +41,7 @@ def session_status(
         established_since=peer.established_since if peer else None,
         last_error=error or (peer.last_error if peer else ""),
         last_report_time=now,
+        bfd=bfd,
     )
 
 

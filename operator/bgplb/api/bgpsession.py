@@ -73,6 +73,9 @@ class BGPSessionStatus(ApiModel):
     """The last error the speaker reported for the session."""
     last_report_time: Timestamp | None = None
     """When the node's agent last reported (LAST REPORT)."""
+    bfd: Literal["AdminDown", "Down", "Init", "Up"] | None = None
+    """The session's BFD state, from the node's BFD container; absent: no BFD asked
+    for (or not yet started)."""
     observed_generation: int = Field(0, ge=0)
     """The metadata.generation this status reflects."""
     conditions: Conditions
@@ -94,6 +97,8 @@ class BGPSession(Resource):
             PrinterColumn(name="Peer IP", type="string", json_path=".spec.peerIP"),
             PrinterColumn(name="State", type="string", json_path=".status.state"),
             PrinterColumn(name="Last Report", type="date", json_path=".status.lastReportTime"),
+            # Beyond the seed's: shown by `kubectl get -o wide` only.
+            PrinterColumn(name="BFD", type="string", json_path=".status.bfd", priority=1),
         ),
     )
 
