@@ -500,12 +500,20 @@ def tor_restart(lab: Lab, which: str) -> Result:
     with traffic(lab) as log:
         time.sleep(1)
         t0 = time.time()
-        if which == "bird":
-            lab.signal("tor-bird", "bird -f", signal.SIGTERM)
-        else:
-            for daemon in ("bgpd", "zebra"):
-                lab.signal("tor-frr", f"/usr/lib/frr/{daemon}", signal.SIGTERM)
-        time.sleep(1)
+        # Every daemon of the ToR: a bfdd left running kept answering for the old
+        # sessions beside the new bfdd, and the two made every BFD session flap.
+        host, needles = (
+            ("tor-bird", ["bird -f"])
+            if which == "bird"
+            else ("tor-frr", [f"/usr/lib/frr/{d}" for d in ("bgpd", "bfdd", "zebra")])
+        )
+        for needle in needles:
+            lab.signal(host, needle, signal.SIGTERM)
+        wait_for(
+            f"{which}'s daemons gone",
+            lambda: not any(lab.pids(host, needle) for needle in needles),
+            timeout=20,
+        )
         tor.start()
         lab.wait_ready(timeout=120)
         back = time.time() - t0
