@@ -73,14 +73,18 @@ def test_structural(kind: str) -> None:
     assert {"message", "observedGeneration"} <= set(conditions["items"]["properties"])
 
 
-def _columns(kind: str) -> list[tuple[str, str, str]]:
+def _columns(kind: str, priority: int = 0) -> list[tuple[str, str, str]]:
+    """The columns `kubectl get` shows (priority 0), or only with `-o wide` (1)."""
     version = _crd(kind)["spec"]["versions"][0]
     return [
-        (c["name"].upper(), c["type"], c["jsonPath"]) for c in version["additionalPrinterColumns"]
+        (c["name"].upper(), c["type"], c["jsonPath"])
+        for c in version["additionalPrinterColumns"]
+        if c.get("priority", 0) == priority
     ]
 
 
 def test_bgpsession_columns_are_the_seeds() -> None:
+    assert _columns("BGPSession", priority=1) == [("BFD", "string", ".status.bfd")]
     assert _columns("BGPSession") == [
         ("LOCAL ASN", "integer", ".spec.localASN"),
         ("PEER ASN", "integer", ".spec.peerASN"),
