@@ -184,47 +184,27 @@ class FRR:
             "-g",
             "frr",
         ]
-        zebra = self.host.popen(
-            [
-                "/usr/lib/frr/zebra",
-                *common,
-                "-i",
-                str(self.dir / "zebra.pid"),
-                "-f",
-                str(self.dir / "zebra.conf"),
-            ],
-            self.workdir / f"zebra-{self.host.name}.log",
-        )
-        self.procs.append(zebra)
-        wait_for("zebra's socket", (self.dir / "zserv.api").exists, timeout=10)
+        self._daemon("zebra", common, "zserv.api")
         if self.bfd_ms:
-            bfdd = self.host.popen(
-                [
-                    "/usr/lib/frr/bfdd",
-                    *common,
-                    "-i",
-                    str(self.dir / "bfdd.pid"),
-                    "-f",
-                    str(self.dir / "bfdd.conf"),
-                ],
-                self.workdir / f"bfdd-{self.host.name}.log",
-            )
-            self.procs.append(bfdd)
-            wait_for("bfdd's vty", (self.dir / "bfdd.vty").exists, timeout=10)
-        bgpd = self.host.popen(
+            self._daemon("bfdd", common, "bfdd.vty")
+        self._daemon("bgpd", common, "bgpd.vty")
+        return self
+
+    def _daemon(self, name: str, common: list[str], ready: str) -> None:
+        """Start one FRR daemon with its own pid and config file; wait for `ready`."""
+        proc = self.host.popen(
             [
-                "/usr/lib/frr/bgpd",
+                f"/usr/lib/frr/{name}",
                 *common,
                 "-i",
-                str(self.dir / "bgpd.pid"),
+                str(self.dir / f"{name}.pid"),
                 "-f",
-                str(self.dir / "bgpd.conf"),
+                str(self.dir / f"{name}.conf"),
             ],
-            self.workdir / f"bgpd-{self.host.name}.log",
+            self.workdir / f"{name}-{self.host.name}.log",
         )
-        self.procs.append(bgpd)
-        wait_for("bgpd's vty", (self.dir / "bgpd.vty").exists, timeout=10)
-        return self
+        self.procs.append(proc)
+        wait_for(f"{name}'s {ready}", (self.dir / ready).exists, timeout=10)
 
     def stop(self) -> None:
         stop_processes(*reversed(self.procs))
