@@ -4,8 +4,9 @@ Lease expiry takes the controller 3 s to notice a dead load-balancer node. The a
 probe each other directly (probe.py: signed UDP every 100 ms) and each answer
 carries the answering agent's own suspects, so every agent knows, within a few
 probes, how many of the others have lost a node. A node is held for dead once a
-quorum of the agents that could probe it agree — its own bad link to one agent, or
-one agent's bad link, withdraws nothing — and the agent then leaves it out of the
+quorum of the agents that could probe it agree, for two probes running — its own
+bad link to one agent, or one agent's bad link, withdraws nothing — and the agent
+then leaves it out of the
 next hops it advertises, before its Lease expires. The controller, converging later
 on the same next hops, changes nothing more. A node held for dead comes back only
 after the quorum has seen it alive for a hold-down, so a flapping node is not re-added
@@ -47,6 +48,12 @@ NEVER_HEARD_AFTER = 10.0
 known: a new agent is listed (from its first Lease renewal) before it answers, and
 holding a node that is still starting for dead withdraws its next hop for nothing
 (seen in the lab: every new agent was held for dead for the hold-down)."""
+CONFIRM = 0.2
+"""A quorum must hold this long (two probe intervals) before it is a verdict. After
+a stall of the whole lab's network every agent really was silent to every other,
+and the first answers after it say so: those suspects are stale one probe later,
+when the next answers come (seen in CI's soak, run 8: every node held for dead at
+once). A dead node stays silent, so this costs a real failure 0.2 s."""
 HOLD_DOWN = 3.0
 """A node held for dead must be seen alive by the quorum this long to come back."""
 
@@ -65,6 +72,8 @@ class Mesh:
     alive_since: Mapping[str, float] = field(default_factory=dict)
     """Held-for-dead node → since when the quorum no longer says so."""
     dead_since: Mapping[str, float] = field(default_factory=dict)
+    suspected_since: Mapping[str, float] = field(default_factory=dict)
+    """Node not yet held for dead → since when the quorum has said it is (CONFIRM)."""
     unanswered: Mapping[str, tuple[float, int]] = field(default_factory=dict)
     """Peer → (when the first probe since its last answer went, how many went)."""
     last_probe: float | None = None
@@ -87,6 +96,7 @@ class Mesh:
             dead=self.dead & wanted,
             alive_since={n: t for n, t in self.alive_since.items() if n in wanted},
             dead_since={n: t for n, t in self.dead_since.items() if n in wanted},
+            suspected_since={n: t for n, t in self.suspected_since.items() if n in wanted},
             unanswered={n: u for n, u in self.unanswered.items() if n in wanted},
             paused_until={n: t for n, t in self.paused_until.items() if n in wanted},
         )
@@ -118,8 +128,13 @@ class Mesh:
     def tick(self, now: float) -> Mesh:
         """Re-decide who is held for dead."""
         dead, alive_since, dead_since = set(self.dead), dict(self.alive_since), {}
+        suspected_since = {}
         for node in self.known_since:
             if self.quorum_says_dead(node, now):
+                since = self.suspected_since.get(node, now)
+                if node not in dead and now - since < CONFIRM - 1e-9:
+                    suspected_since[node] = since
+                    continue
                 dead.add(node)
                 alive_since.pop(node, None)
                 dead_since[node] = self.dead_since.get(node, now)
@@ -130,7 +145,13 @@ class Mesh:
                     alive_since.pop(node)
                 else:
                     dead_since[node] = self.dead_since[node]
-        return replace(self, dead=frozenset(dead), alive_since=alive_since, dead_since=dead_since)
+        return replace(
+            self,
+            dead=frozenset(dead),
+            alive_since=alive_since,
+            dead_since=dead_since,
+            suspected_since=suspected_since,
+        )
 
     # --- questions ---------------------------------------------------------------
 
