@@ -67,11 +67,13 @@ class TrafficLog:
 
 
 @contextlib.contextmanager
-def traffic(lab: Lab, timeout: float = 0.5) -> Iterator[Callable[[], TrafficLog]]:
-    """Continuous requests to the demo VIP from the client, every 50 ms; one not
-    answered within `timeout` seconds counts as failed."""
+def traffic(
+    lab: Lab, timeout: float = 0.5, vip: str = DEMO_VIP
+) -> Iterator[Callable[[], TrafficLog]]:
+    """Continuous requests to `vip` (the demo Service's) from the client, every 50 ms;
+    one not answered within `timeout` seconds counts as failed."""
     log = lab.workdir / f"traffic-{time.monotonic_ns()}.jsonl"
-    proc = lab.start_traffic(log, timeout)
+    proc = lab.start_traffic(log, timeout, vip)
     wait_for("the first request", lambda: log.exists() and log.stat().st_size > 0, timeout=10)
 
     def read() -> TrafficLog:

@@ -453,14 +453,16 @@ class Lab:
         yield f"$ client: 12 requests, GET http://{DEMO_VIP}/ (a new connection each)"
         yield self.client_requests(12)
 
-    def client_requests(self, count: int) -> str:
-        cmd = [sys.executable, "-m", "bgplb_lab.client", DEMO_VIP, "--count", str(count)]
+    def client_requests(self, count: int, vip: str = DEMO_VIP) -> str:
+        cmd = [sys.executable, "-m", "bgplb_lab.client", vip, "--count", str(count)]
         return self.client.exec(*cmd, check=False, timeout=60)
 
-    def start_traffic(self, log: Path, timeout: float = 0.5) -> subprocess.Popen[bytes]:
-        cmd = [sys.executable, "-m", "bgplb_lab.client", DEMO_VIP, "--log", str(log)]
+    def start_traffic(
+        self, log: Path, timeout: float = 0.5, vip: str = DEMO_VIP
+    ) -> subprocess.Popen[bytes]:
+        cmd = [sys.executable, "-m", "bgplb_lab.client", vip, "--log", str(log)]
         cmd += ["--timeout", str(timeout)]
-        return self.client.popen(cmd, self.workdir / "client.log")
+        return self.client.popen(cmd, self.workdir / f"client-{vip}.log")
 
 
 def alive(pid: int) -> bool:

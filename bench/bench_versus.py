@@ -1,0 +1,93 @@
+"""bgplb against MetalLB v0.15.2 (native BGP mode), in one lab, in one run.
+
+The real-node lab (seed example 3, the chart's Pods, both ToRs), MetalLB installed
+beside bgplb (lab/bgplb_lab/metallb.py: same ToRs, same demo Pods, same hold and
+keepalive timers), then the drills of lab/bgplb_lab/versus.py — the code the e2e
+tests in e2e/test_metallb.py assert on:
+
+- Service create → VIP in both ToRs' kernels, `--services` each, one at a time;
+- LB-node failure → next hop withdrawn, traffic restored (both VIPs at once),
+  `--runs` times;
+- speaker restart → failed requests and session flaps, `--runs` times.
+
+Prints every run, then per figure median / p90 / max for each system and the ratio
+bgplb / MetalLB of the medians. Run with `make bench-versus`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+from bgplb_lab import drills, versus
+from bgplb_lab.kubelets import KubeletLab
+
+SYSTEMS = ("bgplb", "metallb")
+
+
+def p(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+
+
+def line(values: list[float]) -> str:
+    return (
+        f"median {statistics.median(values):.3f}, p90 {p(values, 0.9):.3f}, "
+        f"p99 {p(values, 0.99):.3f}, max {max(values):.3f} (n = {len(values)})"
+    )
+
+
+def ratio(figures: dict[str, list[float]]) -> str:
+    ours, theirs = (statistics.median(figures[s]) for s in SYSTEMS)
+    return f"{ours / theirs:.2f}" if theirs else "n/a (MetalLB median 0)"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--services", type=int, default=30)
+    args = parser.parse_args()
+    lab = KubeletLab(Path(tempfile.mkdtemp(prefix="bgplb-bench-versus-")), prefix="bv-", log=False)
+    figures: dict[str, dict[str, list[float]]] = {}
+
+    def note(drill: str, name: str, who: str, value: float | None) -> None:
+        if value is not None:
+            figures.setdefault(f"{drill}: {name}", {}).setdefault(who, []).append(value)
+
+    try:
+        lab.up()
+        drills.wait_stable(lab)
+        vip = versus.setup(lab)
+        created = versus.service_create(lab, args.services)
+        for who, values in created.items():
+            for value in values:
+                note("service create", "on both ToRs s", who, value)
+        print(json.dumps(created), flush=True)
+        for i in range(args.runs):
+            for drill in (versus.lb_node_failure, versus.speaker_restart):
+                for who, result in drill(lab, vip).items():
+                    print(f"run {i + 1}: {result}", flush=True)
+                    name = result.name.split(" (")[0]
+                    for key in ("route_withdrawn_s", "traffic_restored_s", "failed_requests"):
+                        note(name, key, who, result.figures.get(key))
+                    if "flaps" in result.figures:
+                        note(name, "flaps", who, len(result.figures["flaps"]))
+    finally:
+        lab.down()
+    for figure, by_system in figures.items():
+        print(figure)
+        for who in SYSTEMS:
+            if who in by_system:
+                print(f"  {who:8} {line(by_system[who])}")
+        if all(s in by_system for s in SYSTEMS):
+            print(f"  bgplb / MetalLB (medians): {ratio(by_system)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,257 @@
+"""bgplb and MetalLB through the same drills, in one lab, in one run.
+
+Both serve the same demo Pods: bgplb the `demo` Service, MetalLB `demo-metallb` (its
+loadBalancerClass; metallb.py installs it beside bgplb, peering with the same ToRs
+from addresses of its own). A fault both share (a node dying) is measured for both
+at once, with a client stream to each VIP; the others run one after the other.
+Each drill returns the same figures for both, so a run gives their ratio.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from bgplb_lab import metallb
+from bgplb_lab.daemons import wait_for
+from bgplb_lab.drills import (
+    LB_NODES,
+    QUIET,
+    RESTORE_CAP,
+    Result,
+    TrafficLog,
+    flap_details,
+    flaps,
+    session_marks,
+    settle,
+    traffic,
+    wait_stable,
+)
+from bgplb_lab.kubelets import BACKEND_PORT, KubeletLab
+from bgplb_lab.topology import DEMO_VIP
+
+DEMO = "demo-metallb"
+BGPLB_POOL = "203.0.113.64-203.0.113.127"
+"""Addresses bgplb's Services of the creation drill come from (the demo pool is 4)."""
+
+
+def setup(lab: KubeletLab) -> str:
+    """MetalLB installed and serving the demo Pods; returns its demo VIP."""
+    metallb.install(lab)
+    lab.apply([metallb.service(DEMO, {"app": "demo"}, 80, BACKEND_PORT)])
+    wait_for("MetalLB's demo VIP", lambda: metallb.vip(lab, DEMO) is not None, timeout=60)
+    vip = metallb.vip(lab, DEMO)
+    assert vip is not None
+    wait_metallb(lab, vip)
+    return vip
+
+
+def wait_metallb(lab: KubeletLab, vip: str, timeout: float = 120) -> None:
+    """MetalLB's VIP on both ToRs through every load-balancer node's session."""
+    wanted = set(metallb.SOURCES.values())
+    wait_for(
+        "MetalLB's VIP on both ToRs via n1-n3",
+        lambda: all(hops == wanted for hops in lab.tor_next_hops(vip).values()),
+        timeout=timeout,
+    )
+
+
+# --- Service create → VIP on both ToRs ------------------------------------------------
+
+CREATOR = """
+import json, sys
+from kubernetes import client, config
+config.load_kube_config(sys.argv[1])
+core = client.CoreV1Api()
+for line in sys.stdin:
+    body = json.loads(line)
+    core.create_namespaced_service("default", body)
+    print(json.dumps({"t": __import__("time").time()}), flush=True)
+"""
+
+
+def service_create(lab: KubeletLab, count: int) -> dict[str, list[float]]:
+    """`count` Services each, created one at a time, each timed from its create
+    returning to its VIP in both ToRs' kernels (bgplb's, then MetalLB's)."""
+    lb = lab.get("bgploadbalancer", "default")
+    pools = lb["spec"]["addressPools"]
+    if not any(p["name"] == "versus" for p in pools):
+        pools = [*pools, {"name": "versus", "addresses": [BGPLB_POOL]}]
+        lab.kubectl(
+            "patch", "bgploadbalancer", "default", "--type=merge",
+            "-p", json.dumps({"spec": {"addressPools": pools}}),
+        )  # fmt: skip
+    out: dict[str, list[float]] = {}
+    for who, cls in (("bgplb", None), ("metallb", metallb.CLASS)):
+        names = [f"vs-{who}-{i}" for i in range(count)]
+        out[who] = _create_each(lab, names, cls)
+        for name in names:
+            lab.kubectl("delete", "service", name, "-n", "default", "--wait=false")
+    return out
+
+
+def _create_each(lab: KubeletLab, names: list[str], cls: str | None) -> list[float]:
+    creator = subprocess.Popen(
+        ["ip", "netns", "exec", lab.api.netns or "", sys.executable, "-c", CREATOR,
+         str(lab.api.kubeconfig)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert creator.stdin is not None
+    assert creator.stdout is not None
+    latencies = []
+    try:
+        for name in names:
+            svc = metallb.service(name, {"app": "demo"}, 80, BACKEND_PORT)
+            if cls is None:
+                del svc["spec"]["loadBalancerClass"]
+            creator.stdin.write(json.dumps(svc) + "\n")
+            creator.stdin.flush()
+            created = json.loads(creator.stdout.readline())["t"]
+            deadline = time.time() + 60
+            vip = None
+            while time.time() < deadline:
+                vip = vip or metallb.vip(lab, name)
+                if vip and all(lab.tor_next_hops(vip).values()):
+                    break
+                time.sleep(0.01)
+            else:
+                raise TimeoutError(f"{name}: VIP {vip} not on both ToRs in 60 s")
+            latencies.append(time.time() - created)
+    finally:
+        creator.stdin.close()
+        creator.wait(10)
+    return latencies
+
+
+# --- a load-balancer node dies --------------------------------------------------------
+
+
+def _restored(log: TrafficLog, t0: float) -> dict[str, Any]:
+    return {
+        "traffic_restored_s": round(log.restored_after(t0), 2),
+        "failed_requests": log.failed,
+        "requests": len(log.requests),
+        **({"failures": log.failures(t0, limit=20)} if log.failed else {}),
+    }
+
+
+def lb_node_failure(lab: KubeletLab, vip: str) -> dict[str, Result]:
+    """A load-balancer node that holds no floating IP dies under traffic to both VIPs:
+    when each system's next hop through it leaves both ToRs, and when each VIP's
+    traffic is clean again (kube-proxy on every node still sends some connections to
+    the dead node's Pod until it leaves the endpoints: the same for both)."""
+    holders = set(lab.holders().values())
+    victim = sorted(LB_NODES - holders)[0]
+    gone = {
+        "bgplb": (DEMO_VIP, lab.node(victim).ip),
+        "metallb": (vip, metallb.SOURCES[victim]),
+    }
+    withdrawn: dict[str, float] = {}
+    try:
+        with traffic(lab, vip=DEMO_VIP) as ours, traffic(lab, vip=vip) as theirs:
+            time.sleep(1)
+            t0 = time.time()
+            lab.fail_node(victim)
+            while len(withdrawn) < len(gone) and time.time() - t0 < RESTORE_CAP:
+                for who, (address, hop) in gone.items():
+                    hops = lab.tor_next_hops(address).values()
+                    if who not in withdrawn and all(hop not in h for h in hops):
+                        withdrawn[who] = time.time() - t0
+                time.sleep(0.05)
+            _until_both_quiet((ours, theirs), t0)
+            logs = {"bgplb": ours(), "metallb": theirs()}
+    finally:
+        lab.restore_node(victim)
+        wait_stable(lab)
+        wait_metallb(lab, vip)
+    return {
+        who: Result(
+            f"lb-node failure ({who})",
+            {
+                "node": victim,
+                "route_withdrawn_s": round(withdrawn[who], 2) if who in withdrawn else None,
+                **_restored(logs[who], t0),
+            },
+        )
+        for who in gone
+    }
+
+
+def _until_both_quiet(logs: tuple[Callable[[], TrafficLog], ...], t0: float) -> None:
+    while (now := time.time()) - t0 < RESTORE_CAP:
+        last = max((r["t"] for log in logs for r in log().requests if not r["ok"]), default=t0)
+        if now - last >= QUIET:
+            return
+        time.sleep(0.5)
+
+
+# --- a speaker restarts ---------------------------------------------------------------
+
+
+def _metallb_flaps(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    sources = set(metallb.SOURCES.values())
+    return [k for k in flaps(before, after) if k.split("/", 1)[1] in sources]
+
+
+def speaker_restart(lab: KubeletLab, vip: str) -> dict[str, Result]:
+    """Each system's per-node Pod on a load-balancer node replaced (a rollout), under
+    traffic to its VIP: bgplb's agent on a floating-IP holder, MetalLB's speaker on
+    the same node. Failed requests and the sessions that went down at either ToR."""
+    node = sorted(set(lab.holders().values()))[0]
+    out = {}
+    for who, address in (("bgplb", DEMO_VIP), ("metallb", vip)):
+        before = settle(lab)
+        with traffic(lab, vip=address) as log:
+            time.sleep(1)
+            t0 = time.time()
+            if who == "bgplb":
+                lab.restart_agent(node)
+            else:
+                _replace_speaker(lab, node)
+                wait_metallb(lab, vip)
+            time.sleep(lab.lease_expiry + 3)
+            result = log()
+        after = session_marks(lab)
+        went = _metallb_flaps(before, after)
+        if who == "bgplb":
+            went = [k for k in flaps(before, after) if k not in went]
+        out[who] = Result(
+            f"speaker restart ({who})",
+            {
+                "node": node,
+                "flaps": went,
+                **_restored(result, t0),
+                **({"flap_details": flap_details(before, after)} if went else {}),
+            },
+        )
+    return out
+
+
+def _replace_speaker(lab: KubeletLab, node: str) -> None:
+    def speaker() -> dict[str, Any] | None:
+        pods = lab.get_json(
+            "pods", "-n", metallb.NAMESPACE, "-l", "component=speaker",
+            "--field-selector", f"spec.nodeName={node}",
+        )["items"]  # fmt: skip
+        return pods[0] if pods else None
+
+    old = speaker()
+    assert old is not None
+    lab.kubectl("delete", "pod", "-n", metallb.NAMESPACE, old["metadata"]["name"])
+
+    def replaced() -> bool:
+        new = speaker()
+        return bool(
+            new
+            and new["metadata"]["uid"] != old["metadata"]["uid"]
+            and any(
+                c["type"] == "Ready" and c["status"] == "True"
+                for c in new["status"].get("conditions", [])
+            )
+        )
+
+    wait_for("a new MetalLB speaker ready", replaced, timeout=120)
