@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
 from bgplb_lab import metallb
@@ -95,7 +96,18 @@ def service_create(lab: KubeletLab, count: int) -> dict[str, list[float]]:
     return out
 
 
+def _host_routes(lab: KubeletLab) -> dict[str, set[str]]:
+    """ToR → the /32 routes in its kernel (a few ms: no API call in the timing)."""
+    out = {}
+    for name, tor in (("frr", lab.frr.host), ("bird", lab.bird.host)):
+        routes = json.loads(tor.exec("ip", "-j", "route", "show") or "[]")
+        out[name] = {r["dst"] for r in routes if "/" not in r["dst"] and r["dst"] != "default"}
+    return out
+
+
 def _create_each(lab: KubeletLab, names: list[str], cls: str | None) -> list[float]:
+    """Each Service timed from its create returning until a /32 that was not there
+    before is in both ToRs' kernels; afterwards, that it is the Service's VIP."""
     creator = subprocess.Popen(
         ["ip", "netns", "exec", lab.api.netns or "", sys.executable, "-c", CREATOR,
          str(lab.api.kubeconfig)],
@@ -109,19 +121,22 @@ def _create_each(lab: KubeletLab, names: list[str], cls: str | None) -> list[flo
             svc = metallb.service(name, {"app": "demo"}, 80, BACKEND_PORT)
             if cls is None:
                 del svc["spec"]["loadBalancerClass"]
+            before = _host_routes(lab)
             creator.stdin.write(json.dumps(svc) + "\n")
             creator.stdin.flush()
             created = json.loads(creator.stdout.readline())["t"]
             deadline = time.time() + 60
-            vip = None
             while time.time() < deadline:
-                vip = vip or metallb.vip(lab, name)
-                if vip and all(lab.tor_next_hops(vip).values()):
+                now = _host_routes(lab)
+                new = (now["frr"] - before["frr"]) & (now["bird"] - before["bird"])
+                if new:
                     break
-                time.sleep(0.01)
+                time.sleep(0.005)
             else:
-                raise TimeoutError(f"{name}: VIP {vip} not on both ToRs in 60 s")
+                raise TimeoutError(f"{name}: no new route on both ToRs in 60 s")
             latencies.append(time.time() - created)
+            wait_for(f"{name}'s status", partial(metallb.vip, lab, name), timeout=30)
+            assert new == {metallb.vip(lab, name)}, (name, new)
     finally:
         creator.stdin.close()
         creator.wait(10)
