@@ -49,6 +49,13 @@ def setup(lab: KubeletLab) -> str:
     vip = metallb.vip(lab, DEMO)
     assert vip is not None
     wait_metallb(lab, vip)
+    # kube-proxy programs the VIP once it sees the Service's status: until then a
+    # request routed to a node finds nothing there.
+    wait_for(
+        "the client answered through MetalLB's VIP",
+        lambda: "FAILED" not in lab.client_requests(4, vip=vip),
+        timeout=60,
+    )
     return vip
 
 
