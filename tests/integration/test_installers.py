@@ -8,11 +8,13 @@ are installed by `make` itself (scripts/install-system-deps.sh) before any test.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+from bgplb_lab import metallb
 from bgplb_lab.images import Builder
 from bgplb_lab.kube import KUBE_VERSION, ROOT
 
@@ -95,3 +97,19 @@ def test_images_from_an_empty_cache(tmp_path: Path) -> None:
         builder.release()
         subprocess.run(["rm", "-rf", str(tmp_path)], check=False)
     assert not [m for m in Path("/proc/mounts").read_text().splitlines() if str(tmp_path) in m]
+
+
+def test_metallb_images_from_an_empty_cache(tmp_path: Path) -> None:
+    """MetalLB's controller and speaker, built from the Go module proxy into images of
+    one static binary each (for the side-by-side drills)."""
+    builder = Builder(cache=tmp_path, log=tmp_path / "build.log")
+    try:
+        controller, speaker = metallb.images(builder)
+        for image, binary in ((controller, "/controller"), (speaker, "/speaker")):
+            assert image.archive.is_relative_to(tmp_path)
+            assert image.archive.stat().st_size > 1_000_000
+            config = json.loads(builder.buildah("inspect", "--type", "image", image.name))
+            assert config["OCIv1"]["config"]["Entrypoint"] == [binary]
+    finally:
+        builder.release()
+        subprocess.run(["rm", "-rf", str(tmp_path)], check=False)
