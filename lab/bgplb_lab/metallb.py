@@ -41,7 +41,7 @@ MODULE = "go.universe.tf/metallb"
 NAMESPACE = "metallb-system"
 CLASS = "metallb.io/metallb"
 """The loadBalancerClass of the Services MetalLB serves here."""
-POOL = "203.0.113.32/28"
+POOL = "203.0.113.16-203.0.113.63"
 """MetalLB's addresses (bgplb's pool is 203.0.113.1-4, its bench pool .64-.127)."""
 SOURCES = {n.name: f"192.0.2.{111 + i}" for i, n in enumerate(NODES) if n.control_plane}
 """Load-balancer node → the fabric address its MetalLB sessions start from."""

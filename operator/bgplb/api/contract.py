@@ -7,6 +7,7 @@ VIP). Each is defined here only; everything else imports it.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable, Mapping
 from ipaddress import IPv4Address, IPv4Interface
 from typing import Any
@@ -20,6 +21,12 @@ LOAD_BALANCER_CLASS = "bgplb.io/bgp"
 
 POOL_ANNOTATION = "networking.bgplb.io/address-pool"
 """On a Service: the address pool its VIP comes from."""
+SHARING_KEY_ANNOTATION = "networking.bgplb.io/sharing-key"
+"""On a Service: Services with the same key may share one VIP when none of their
+ports overlap (MetalLB's `metallb.io/allow-shared-ip`, Cilium's
+`lbipam.cilium.io/sharing-key`)."""
+SHARING_KEY = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?")
+"""What a sharing key may be (a label value's shape)."""
 ALLOW_DELETE_ANNOTATION = "networking.bgplb.io/allow-delete"
 """`true` on a singleton: delete it although Services still use it."""
 NODE_LABEL = "networking.bgplb.io/node"
@@ -139,3 +146,25 @@ def node_label_value(node: str) -> str:
     """The NODE_LABEL value for a node: its name, unless that is over the 63
     characters of a label value (a node name may have 253)."""
     return fit(node, 63)
+
+
+def sharing_key(svc: Mapping[str, Any]) -> str | None:
+    """Its SHARING_KEY_ANNOTATION (None: it shares its VIP with no one)."""
+    annotations = (svc.get("metadata") or {}).get("annotations") or {}
+    key = annotations.get(SHARING_KEY_ANNOTATION)
+    return key if isinstance(key, str) and key else None
+
+
+def ports_of(svc: Mapping[str, Any]) -> frozenset[tuple[str, int]]:
+    """Its (protocol, port) pairs: what may not overlap on a shared VIP."""
+    ports = (svc.get("spec") or {}).get("ports") or []
+    return frozenset(
+        (str(p.get("protocol") or "TCP"), int(p["port"]))
+        for p in ports
+        if isinstance(p, Mapping) and isinstance(p.get("port"), int)
+    )
+
+
+def selector_of(svc: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    selector = (svc.get("spec") or {}).get("selector") or {}
+    return tuple(sorted((str(k), str(v)) for k, v in selector.items()))

@@ -32,7 +32,10 @@ from bgplb.api.contract import (
     lease_name,
     parse_addresses,
     parse_holding,
+    ports_of,
     requested_vip,
+    selector_of,
+    sharing_key,
 )
 from bgplb.core.local_asn import local_asn_of
 from bgplb.core.plan import DesiredState
@@ -113,6 +116,9 @@ def _service(
         local_traffic=spec.get("externalTrafficPolicy") == "Local",
         endpoint_nodes=endpoint_nodes,
         ready_endpoints=ready_endpoints,
+        sharing_key=sharing_key(svc),
+        ports=ports_of(svc),
+        selector=selector_of(svc),
     )
 
 

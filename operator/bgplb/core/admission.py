@@ -21,10 +21,13 @@ from bgplb.api.common import Resource
 from bgplb.api.contract import (
     ALLOW_DELETE_ANNOTATION,
     POOL_ANNOTATION,
+    SHARING_KEY,
+    SHARING_KEY_ANNOTATION,
     SINGLETON_NAME,
     is_ours,
     vips_of,
 )
+from bgplb.core import sharing
 from bgplb.core.pools import Pool
 from bgplb.core.validate import (
     Config,
@@ -171,6 +174,7 @@ def review_service(svc: JSON, ctx: Context) -> Decision:
         errors.append(
             FieldError(annotation_path, f"no address pool {pool_name!r} (pools: {known})")
         )
+    errors += _sharing_key_errors(meta)
     text = spec.get("loadBalancerIP")
     if not text:
         return Decision(not errors, errors)
@@ -187,20 +191,32 @@ def review_service(svc: JSON, ctx: Context) -> Decision:
     if not any(int(ip) in p for p in allowed_pools):
         where = f"address pool {pool_name!r}" if pool_name in pools else "any address pool"
         errors.append(FieldError("spec.loadBalancerIP", f"{ip} is not in {where}"))
-    me = (meta.get("namespace"), meta.get("name"))
-    for other in ctx.services:
-        other_meta = other.get("metadata", {})
-        if (other_meta.get("namespace"), other_meta.get("name")) == me or not is_ours(other):
-            continue
-        if ip in vips_of(other):
-            errors.append(
-                FieldError(
-                    "spec.loadBalancerIP",
-                    f"{ip} is already the VIP of Service "
-                    f"{other_meta.get('namespace')}/{other_meta.get('name')}",
-                )
-            )
+    me = sharing.of_object(svc)
+    holders = [
+        sharing.of_object(other)
+        for other in ctx.services
+        if is_ours(other) and ip in vips_of(other) and sharing.of_object(other).key != me.key
+    ]
+    if (why := sharing.conflict(me, holders)) is not None:
+        errors.append(
+            FieldError("spec.loadBalancerIP", f"{ip} is already the VIP of Service {why}")
+        )
     return Decision(not errors, errors)
+
+
+def _sharing_key_errors(meta: JSON) -> list[FieldError]:
+    value = (meta.get("annotations") or {}).get(SHARING_KEY_ANNOTATION)
+    if value is None:
+        return []
+    if not isinstance(value, str) or not SHARING_KEY.fullmatch(value):
+        return [
+            FieldError(
+                f"metadata.annotations[{SHARING_KEY_ANNOTATION}]",
+                f"{value!r} is not a sharing key: 1-63 letters, digits, '-', '_' or '.', "
+                "starting and ending with a letter or digit",
+            )
+        ]
+    return []
 
 
 # --- AdmissionReview ------------------------------------------------------------------

@@ -153,15 +153,23 @@ def replan_services(
     redo = set(changed) | set(previous.service_problems)
     # A changed Service claiming an address another holds competes with it afresh,
     # as it would in a full plan.
-    holder = {ip: key for key, ip in previous.vips.items()}
-    redo |= {holder[s.current_ip] for s in ours if s.key in changed and s.current_ip in holder}
+    holders: dict[IPv4Address, set[ServiceKey]] = {}
+    for key, ip in previous.vips.items():
+        holders.setdefault(ip, set()).add(key)
+    for svc in ours:
+        if svc.key in changed and svc.current_ip in holders:
+            redo |= holders[svc.current_ip]
     services = [s for s in ours if s.key in redo]
 
     vips = {k: v for k, v in previous.vips.items() if k not in redo}
     routes = {k: v for k, v in previous.routes.items() if k not in redo}
     problems = {k: v for k, v in previous.service_problems.items() if k not in redo}
 
-    held = {int(ip): key for key, ip in vips.items()}
+    by_key = {s.key: s for s in ours}
+    held: dict[int, list[Service]] = {}
+    for key, ip in vips.items():
+        if key in by_key:
+            held.setdefault(int(ip), []).append(by_key[key])
     vip_plan = allocate_vips(services, _pools(lb), held)
     load: Counter[IPv4Address] = Counter()
     if not lb.add_path:

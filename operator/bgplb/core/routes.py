@@ -35,6 +35,29 @@ def load_balancer_nodes(nodes: Iterable[Node], selector: Mapping[str, str]) -> l
     return sorted((n for n in nodes if n.ready and wanted <= n.labels.items()), key=lambda n: n.ip)
 
 
+def _eligible(
+    svc: Service,
+    all_hops: tuple[IPv4Address, ...],
+    by_name: Mapping[str, IPv4Address],
+    withdraw_without_endpoints: bool,
+) -> tuple[IPv4Address, ...] | str:
+    """The next hops `svc` may have (`all_hops` itself when it may have all), or why
+    it is not advertised."""
+    if withdraw_without_endpoints and svc.ready_endpoints == 0:
+        return "no ready endpoint: VIP kept, not advertised until one is ready"
+    if svc.local_traffic:
+        hops = tuple(ip for name, ip in by_name.items() if name in svc.endpoint_nodes)
+        if not hops:
+            return (
+                "externalTrafficPolicy is Local and no ready load-balancer node has a "
+                "ready endpoint: not advertised"
+            )
+        return hops
+    if not all_hops:
+        return "no ready load-balancer node: not advertised"
+    return all_hops
+
+
 def plan_routes(
     services: Iterable[Service],
     vips: Mapping[ServiceKey, IPv4Address],
@@ -56,35 +79,30 @@ def plan_routes(
     routes: dict[ServiceKey, Route] = {}
     problems: dict[ServiceKey, str] = {}
     pending: list[tuple[Service, tuple[IPv4Address, ...]]] = []
+    shared: dict[IPv4Address, tuple[IPv4Address, ...]] = {}
+    """VIP → the next hops of the first of its Services routed."""
 
     for svc in sorted(services, key=lambda s: s.key):
         vip = vips.get(svc.key)
         if vip is None:
             continue
-        if withdraw_without_endpoints and svc.ready_endpoints == 0:
-            problems[svc.key] = "no ready endpoint: VIP kept, not advertised until one is ready"
+        hops = _eligible(svc, all_hops, by_name, withdraw_without_endpoints)
+        if isinstance(hops, str):
+            problems[svc.key] = hops
             continue
-        if svc.local_traffic:
-            hops = tuple(ip for name, ip in by_name.items() if name in svc.endpoint_nodes)
-            if not hops:
-                problems[svc.key] = (
-                    "externalTrafficPolicy is Local and no ready load-balancer node has a "
-                    "ready endpoint: not advertised"
-                )
-                continue
-        else:
-            hops = all_hops
-            if not hops:
-                problems[svc.key] = "no ready load-balancer node: not advertised"
-                continue
         prefix = IPv4Network(vip)
+        if vip in shared:  # Services sharing a VIP share its next hops: one route
+            routes[svc.key] = Route(prefix, shared[vip], svc.key)
+            continue
         if add_path:
             routes[svc.key] = Route(prefix, hops, svc.key)
+            shared[vip] = hops
             continue
         now = current.get(svc.key, ())
         if len(now) == 1 and now[0] in hops:
             routes[svc.key] = Route(prefix, now, svc.key)
             load[now[0]] += 1
+            shared[vip] = now
         else:
             pending.append((svc, hops))
 
@@ -94,6 +112,10 @@ def plan_routes(
     heap = [(load[ip], ip) for ip in all_hops]
     heapq.heapify(heap)
     for svc, hops in pending:
+        vip = vips[svc.key]
+        if vip in shared:
+            routes[svc.key] = Route(IPv4Network(vip), shared[vip], svc.key)
+            continue
         if hops is all_hops:
             while heap[0][0] != load[heap[0][1]]:
                 heapq.heapreplace(heap, (load[heap[0][1]], heap[0][1]))
@@ -101,7 +123,8 @@ def plan_routes(
         else:
             chosen = min(hops, key=lambda ip: (load[ip], ip))
         load[chosen] += 1
-        routes[svc.key] = Route(IPv4Network(vips[svc.key]), (chosen,), svc.key)
+        routes[svc.key] = Route(IPv4Network(vip), (chosen,), svc.key)
+        shared[vip] = (chosen,)
     return RoutePlan(routes=routes, problems=problems)
 
 

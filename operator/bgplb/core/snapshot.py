@@ -63,6 +63,12 @@ class Service:
     ready_endpoints: int | None = None
     """How many ready endpoints it has anywhere; None: unknown (no EndpointSlice of it
     read), which never withdraws anything."""
+    sharing_key: str | None = None
+    """Services with the same key may share a VIP (SHARING_KEY_ANNOTATION)."""
+    ports: frozenset[tuple[str, int]] = frozenset()
+    """(protocol, port): what may not overlap on a shared VIP."""
+    selector: tuple[tuple[str, str], ...] = ()
+    """spec.selector, sorted: Local Services share a VIP only with the same Pods."""
 
     @property
     def key(self) -> ServiceKey:
