@@ -6,6 +6,8 @@ keepalive timers), then the drills of lab/bgplb_lab/versus.py — the code the e
 tests in e2e/test_metallb.py assert on:
 
 - Service create → VIP in both ToRs' kernels, `--services` each, one at a time;
+- 1,000 Services created back to back → all on both ToRs (`--bulk`; 25 to a VIP by
+  each system's sharing annotation: the lab's test ranges hold ~120 VIPs);
 - LB-node failure → next hop withdrawn, traffic restored (both VIPs at once),
   `--runs` times;
 - speaker restart → failed requests and session flaps, `--runs` times.
@@ -51,6 +53,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--services", type=int, default=30)
+    parser.add_argument("--bulk", type=int, default=1000)
     args = parser.parse_args()
     lab = KubeletLab(Path(tempfile.mkdtemp(prefix="bgplb-bench-versus-")), prefix="bv-", log=False)
     figures: dict[str, dict[str, list[float]]] = {}
@@ -68,6 +71,9 @@ def main() -> int:
             for value in values:
                 note("service create", "on both ToRs s", who, value)
         print(json.dumps(created), flush=True)
+        for who, f in versus.bulk(lab, count=args.bulk).items():
+            print(f"1,000 Services ({who}): {f}", flush=True)
+            note("bulk create", "all on both ToRs s", who, f["all_on_tors_s"])
         for i in range(args.runs):
             for drill in (versus.lb_node_failure, versus.speaker_restart):
                 for who, result in drill(lab, vip).items():

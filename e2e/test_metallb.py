@@ -57,3 +57,12 @@ def test_speaker_restart_side_by_side(lab: Lab, metallb_vip: str) -> None:
     ours = results["bgplb"].figures
     assert ours["flaps"] == [], ours
     assert ours["failed_requests"] == 0, ours
+
+
+def test_a_thousand_services_reach_both_tors_for_both(lab: Lab, metallb_vip: str) -> None:
+    assert isinstance(lab, KubeletLab)
+    figures = versus.bulk(lab, count=1000, per_address=25)
+    print(figures)
+    for who, f in figures.items():
+        # 25 Services to an address on distinct ports: 40 VIPs each, all routed.
+        assert f["vips"] == 40, (who, f)

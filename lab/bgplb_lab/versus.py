@@ -86,14 +86,7 @@ for line in sys.stdin:
 def service_create(lab: KubeletLab, count: int) -> dict[str, list[float]]:
     """`count` Services each, created one at a time, each timed from its create
     returning to its VIP in both ToRs' kernels (bgplb's, then MetalLB's)."""
-    lb = lab.get("bgploadbalancer", "default")
-    pools = lb["spec"]["addressPools"]
-    if not any(p["name"] == "versus" for p in pools):
-        pools = [*pools, {"name": "versus", "addresses": [BGPLB_POOL]}]
-        lab.kubectl(
-            "patch", "bgploadbalancer", "default", "--type=merge",
-            "-p", json.dumps({"spec": {"addressPools": pools}}),
-        )  # fmt: skip
+    _bgplb_pool(lab)
     out: dict[str, list[float]] = {}
     for who, cls in (("bgplb", None), ("metallb", metallb.CLASS)):
         names = [f"vs-{who}-{i}" for i in range(count)]
@@ -110,6 +103,17 @@ def _host_routes(lab: KubeletLab) -> dict[str, set[str]]:
         routes = json.loads(tor.exec("ip", "-j", "route", "show") or "[]")
         out[name] = {r["dst"] for r in routes if "/" not in r["dst"] and r["dst"] != "default"}
     return out
+
+
+def _bgplb_pool(lab: KubeletLab) -> None:
+    lb = lab.get("bgploadbalancer", "default")
+    pools = lb["spec"]["addressPools"]
+    if not any(p["name"] == "versus" for p in pools):
+        pools = [*pools, {"name": "versus", "addresses": [BGPLB_POOL]}]
+        lab.kubectl(
+            "patch", "bgploadbalancer", "default", "--type=merge",
+            "-p", json.dumps({"spec": {"addressPools": pools}}),
+        )  # fmt: skip
 
 
 def _create_each(lab: KubeletLab, names: list[str], cls: str | None) -> list[float]:
@@ -148,6 +152,95 @@ def _create_each(lab: KubeletLab, names: list[str], cls: str | None) -> list[flo
         creator.stdin.close()
         creator.wait(10)
     return latencies
+
+
+# --- 1,000 Services at once -----------------------------------------------------------
+
+BULK_CREATOR = """
+import json, sys, time
+from kubernetes import client, config
+config.load_kube_config(sys.argv[1])
+core = client.CoreV1Api()
+bodies = [json.loads(line) for line in sys.stdin]
+started = time.time()
+for body in bodies:
+    core.create_namespaced_service("default", body)
+print(json.dumps({"started": started, "created": time.time()}), flush=True)
+"""
+
+SHARING = {"bgplb": "networking.bgplb.io/sharing-key", "metallb": "metallb.io/allow-shared-ip"}
+"""Each system's annotation for Services that may share a VIP: the lab's RFC 5737
+ranges hold ~120 VIPs, so 1,000 Services share them, 25 to an address (the same
+for both)."""
+
+
+def bulk(lab: KubeletLab, count: int = 1000, per_address: int = 25) -> dict[str, dict[str, float]]:
+    """`count` Services created back to back for each system (bgplb's, then
+    MetalLB's), `per_address` of them per sharing key on distinct ports: seconds from
+    the first create until every one has its VIP in its status and every VIP is in
+    both ToRs' kernels; then all deleted and their routes gone."""
+    _bgplb_pool(lab)
+    return {
+        who: _bulk_one(lab, who, cls, count, per_address)
+        for who, cls in (("bgplb", None), ("metallb", metallb.CLASS))
+    }
+
+
+def _bulk_one(
+    lab: KubeletLab, who: str, cls: str | None, count: int, per_address: int
+) -> dict[str, float]:
+    bodies = []
+    for i in range(count):
+        svc = metallb.service(f"bulk-{who}-{i}", {"app": "demo"}, 10000 + i % per_address,
+                              BACKEND_PORT)  # fmt: skip
+        svc["metadata"]["labels"] = {"bgplb-lab/bulk": who}
+        svc["metadata"]["annotations"] = {SHARING[who]: f"bulk-{i // per_address}"}
+        if cls is None:
+            del svc["spec"]["loadBalancerClass"]
+        bodies.append(json.dumps(svc))
+    created = subprocess.run(
+        ["ip", "netns", "exec", lab.api.netns or "", sys.executable, "-c", BULK_CREATOR,
+         str(lab.api.kubeconfig)],
+        input="\n".join(bodies) + "\n", capture_output=True, text=True, check=True,
+        timeout=600,
+    )  # fmt: skip
+    times = json.loads(created.stdout)
+    selector = f"bgplb-lab/bulk={who}"
+
+    def vips() -> set[str] | None:
+        items = lab.get_json("services", "-n", "default", "-l", selector)["items"]
+        got = [vip_of(svc) for svc in items]
+        if len(items) < count or None in got:
+            return None
+        return {str(v) for v in got}
+
+    addresses = wait_for(f"{count} {who} Services with a VIP", vips, timeout=600, every=1)
+    wait_for(
+        f"{who}'s {len(addresses)} VIPs on both ToRs",
+        lambda: addresses <= (r := _host_routes(lab))["frr"] and addresses <= r["bird"],
+        timeout=300,
+        every=0.5,
+    )
+    done = time.time()
+    figures = {
+        "services": count,
+        "vips": len(addresses),
+        "created_s": round(times["created"] - times["started"], 2),
+        "all_on_tors_s": round(done - times["started"], 2),
+    }
+    lab.kubectl("delete", "services", "-n", "default", "-l", selector, "--wait=false")
+    wait_for(
+        f"{who}'s bulk VIPs withdrawn",
+        lambda: not addresses & ((r := _host_routes(lab))["frr"] | r["bird"]),
+        timeout=300,
+        every=1,
+    )
+    return figures
+
+
+def vip_of(svc: dict[str, Any]) -> str | None:
+    ingress = (svc.get("status", {}).get("loadBalancer") or {}).get("ingress") or []
+    return str(ingress[0]["ip"]) if ingress else None
 
 
 # --- a load-balancer node dies --------------------------------------------------------
