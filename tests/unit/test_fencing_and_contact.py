@@ -8,6 +8,7 @@ import pytest
 
 from bgplb.agent.witness import Answer, parse
 from bgplb.controller.main import Controller
+from bgplb_lab.manifests import service
 
 
 @pytest.mark.parametrize(
@@ -57,3 +58,20 @@ def test_a_renewal_seen_by_the_probe_counts_as_one() -> None:
     assert c.live_nodes() == frozenset()  # first sight of an old renewTime: dead
     c.contact([_lease("bgplb-node-n1", "2026-01-01T00:00:01.000000Z")])
     assert c.live_nodes() == {"bgplb-node-n1"}
+
+
+def test_another_load_balancers_services_are_not_indexed_or_reconciled_for() -> None:
+    c = Controller("kube-system", "me", lease_expiry=3.0)
+    theirs = service("m", loadBalancerClass="metallb.io/metallb")
+    c._route("services", {"type": "ADDED", "object": theirs})
+    assert not c.trigger.is_set()
+    assert c.state.services == {}
+    mine = service("b")
+    c._route("services", {"type": "ADDED", "object": mine})
+    assert c.trigger.is_set()
+    assert set(c.state.services) == {"default/b"}
+    # Handed to another class: forgotten (its VIP is withdrawn by the next plan).
+    c.trigger.clear()
+    c._route("services", {"type": "MODIFIED", "object": {**mine, "spec": theirs["spec"]}})
+    assert c.trigger.is_set()
+    assert c.state.services == {}

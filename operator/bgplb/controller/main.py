@@ -27,7 +27,7 @@ from typing import Any
 import kopf
 
 from bgplb.api import GROUP, VERSION
-from bgplb.api.contract import lease_node
+from bgplb.api.contract import is_ours, lease_node
 from bgplb.controller import metrics
 from bgplb.controller.prune import orphan_leases
 from bgplb.controller.reconcile import WRITES_IN_FLIGHT, Reconciler
@@ -115,9 +115,11 @@ class Controller:
                 self.observe_lease(event)
         elif kind == "services":
             key = f"{meta['namespace']}/{meta['name']}"
-            if obj.get("spec", {}).get("type") == "LoadBalancer":
+            # Another load balancer's Services (MetalLB beside bgplb) are not even
+            # indexed: each of their events used to cost a full reconcile.
+            if is_ours(obj):
                 self.observe(self.state.services, key, event)
-            elif key in self.state.services:  # no longer a LoadBalancer
+            elif key in self.state.services:  # no longer ours (type or class changed)
                 self.observe(self.state.services, key, {"type": "DELETED", "object": obj})
         elif kind == "endpointslices":
             service = meta.get("labels", {}).get("kubernetes.io/service-name")
