@@ -74,9 +74,12 @@ class Reader:
         quadratic (1.5 creates a second at 800 Services, found by bench-versus)."""
         if obj.get("kind") == "Service" and not is_ours(obj):
             return Context(namespace=self.namespace)  # not ours to judge: nothing to read
+        service = obj.get("kind") == "Service"  # judged against the pools alone
         lbs = [r for r in self._ours("bgploadbalancers") if isinstance(r, BGPLoadBalancer)]
-        gws = [r for r in self._ours("networkgatewaygroups") if isinstance(r, NetworkGatewayGroup)]
-        peers = [r for r in self._ours("bgppeers") if isinstance(r, BGPPeer)]
+        gws = [] if service else self._ours("networkgatewaygroups")
+        gws = [r for r in gws if isinstance(r, NetworkGatewayGroup)]
+        peers = [] if service else self._ours("bgppeers")
+        peers = [r for r in peers if isinstance(r, BGPPeer)]
         config = Config(
             load_balancer=next((r for r in lbs if r.metadata.name == SINGLETON_NAME), None),
             gateway=next((r for r in gws if r.metadata.name == SINGLETON_NAME), None),
