@@ -52,6 +52,24 @@ def _validate(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _convert(args: argparse.Namespace) -> int:
+    from bgplb.convert import convert
+
+    docs = [d for path in args.files for d in yaml.safe_load_all(Path(path).read_text()) if d]
+    result = convert(docs, args.namespace, args.floating_ip)
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    text = yaml.safe_dump_all(result.objects, sort_keys=False)
+    if args.output:
+        Path(args.output).write_text(text)
+    else:
+        sys.stdout.write(text)
+    if not result.objects:
+        print("nothing converted", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _gobgpd(args: argparse.Namespace) -> int:
     from bgplb.gobgpd import exec_gobgpd
 
@@ -117,6 +135,18 @@ def main(argv: list[str] | None = None) -> int:
     val = sub.add_parser("validate", help="check manifests as the admission webhook will")
     val.add_argument("files", nargs="+")
     val.set_defaults(func=_validate)
+    conv = sub.add_parser(
+        "convert",
+        help="turn an Anthos bare-metal or a MetalLB configuration into bgplb's objects",
+    )
+    conv.add_argument("files", nargs="+")
+    conv.add_argument("--namespace", default="kube-system", help="bgplb's namespace")
+    conv.add_argument(
+        "--floating-ip", action="append", default=[],
+        help="(MetalLB) an address the sessions start from; give two or more",
+    )  # fmt: skip
+    conv.add_argument("--output", "-o", help="write the objects here instead of stdout")
+    conv.set_defaults(func=_convert)
     adv = sub.add_parser(
         "advertise", help="advertise a VIP to peers by hand (the seed's bgpadvertiser)"
     )
