@@ -240,9 +240,19 @@ def _pool(doc: Mapping[str, Any], out: Conversion) -> JSON:
         pool["manualAssign"] = True
     if spec.get("avoidBuggyIPs"):
         pool["avoidBuggyIPs"] = True
-    if spec.get("serviceAllocation"):
-        why = "pool scopes (priority, namespaces, selectors) are not carried over yet"
-        out.warn(doc, "spec.serviceAllocation", why)
+    scope = spec.get("serviceAllocation") or {}
+    ours: JSON = {k: scope[k] for k in ("priority", "namespaces") if scope.get(k) is not None}
+    selectors = scope.get("serviceSelectors") or []
+    if len(selectors) == 1 and set(selectors[0]) == {"matchLabels"}:
+        ours["serviceSelector"] = dict(selectors[0]["matchLabels"])
+    elif selectors:
+        out.warn(doc, "spec.serviceAllocation.serviceSelectors",
+                 "only one selector of matchLabels is carried over: left out")  # fmt: skip
+    if scope.get("namespaceSelectors"):
+        out.warn(doc, "spec.serviceAllocation.namespaceSelectors",
+                 "namespace selectors are not carried over: list the namespaces")  # fmt: skip
+    if ours:
+        pool["serviceAllocation"] = ours
     return pool
 
 

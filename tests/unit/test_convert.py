@@ -139,6 +139,12 @@ def test_metallb_pools_peers_and_bfd() -> None:
 def test_metallb_advanced_settings_are_carried_or_warned_about() -> None:
     out = convert(docs("metallb-advanced.yaml"), "kube-system", ["192.0.2.100"])
     objects = valid(out.objects)
+    pools = objects["BGPLoadBalancer/default"]["spec"]["addressPools"]
+    assert pools[1]["serviceAllocation"] == {
+        "priority": 50,
+        "namespaces": ["namespace-a"],
+        "serviceSelector": {"foo": "bar"},
+    }
     peer = objects["BGPPeer/example"]["spec"]
     assert peer["holdTimeSeconds"] == 90
     assert peer["keepaliveTimeSeconds"] == 30

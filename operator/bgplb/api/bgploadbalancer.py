@@ -95,6 +95,23 @@ PoolEntry = Annotated[
 ]
 
 
+class ServiceAllocation(ApiModel):
+    """Which Services may have an address from a pool, and in what order pools are
+    tried (MetalLB's IPAddressPool serviceAllocation)."""
+
+    priority: int | None = Field(None, ge=0, le=1_000_000)
+    """Pools with a lower number are tried first; pools without one come after them,
+    in the order they are listed."""
+    namespaces: list[Annotated[str, Field(max_length=63, pattern=DNS_LABEL)]] = Field(
+        default_factory=list,
+        max_length=256,
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
+    """Only Services in these namespaces; empty: any namespace."""
+    service_selector: dict[str, str] = Field(default_factory=dict)
+    """Only Services with all of these labels; empty: any Service."""
+
+
 class AddressPool(ApiModel):
     """Addresses Service VIPs are allocated from."""
 
@@ -111,6 +128,10 @@ class AddressPool(ApiModel):
     manual_assign: bool = Field(
         False, description="Only allocate from this pool when a Service asks for it."
     )
+    service_allocation: ServiceAllocation | None = None
+    """Which Services may use this pool, and its priority; absent: every Service,
+    pools tried in the order listed. A Service asking for a pool or an address it may
+    not use gets no VIP and an Event saying why."""
 
 
 class ControlPlanePeer(ApiModel):

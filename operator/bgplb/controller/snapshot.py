@@ -119,6 +119,7 @@ def _service(
         sharing_key=sharing_key(svc),
         ports=ports_of(svc),
         selector=selector_of(svc),
+        labels=dict(meta.get("labels") or {}),
     )
 
 

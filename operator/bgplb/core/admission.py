@@ -169,11 +169,14 @@ def review_service(svc: JSON, ctx: Context) -> Decision:
     errors: list[FieldError] = []
     pool_name = (meta.get("annotations") or {}).get(POOL_ANNOTATION)
     annotation_path = f"metadata.annotations[{POOL_ANNOTATION}]"
+    namespace, labels = str(meta.get("namespace") or ""), meta.get("labels") or {}
     if pool_name is not None and lb is not None and pool_name not in pools:
         known = ", ".join(sorted(pools)) or "none"
         errors.append(
             FieldError(annotation_path, f"no address pool {pool_name!r} (pools: {known})")
         )
+    elif pool_name in pools and (why := pools[pool_name].refuses(namespace, labels)):
+        errors.append(FieldError(annotation_path, why))
     errors += _sharing_key_errors(meta)
     text = spec.get("loadBalancerIP")
     if not text:
@@ -188,9 +191,14 @@ def review_service(svc: JSON, ctx: Context) -> Decision:
             not errors, errors, warnings=["no BGPLoadBalancer yet: the VIP cannot be checked"]
         )
     allowed_pools = [pools[pool_name]] if pool_name in pools else list(pools.values())
-    if not any(int(ip) in p for p in allowed_pools):
+    holding = [p for p in allowed_pools if int(ip) in p]
+    if not holding:
         where = f"address pool {pool_name!r}" if pool_name in pools else "any address pool"
         errors.append(FieldError("spec.loadBalancerIP", f"{ip} is not in {where}"))
+    elif all(p.refuses(namespace, labels) for p in holding):
+        errors.append(
+            FieldError("spec.loadBalancerIP", f"{ip}: {holding[0].refuses(namespace, labels)}")
+        )
     me = sharing.of_object(svc)
     holders = [
         sharing.of_object(other)

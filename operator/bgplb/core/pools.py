@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Container, Iterator
+from collections.abc import Container, Iterator, Mapping
 from dataclasses import dataclass
 
 from bgplb.api.bgploadbalancer import AddressPool, parse_pool_entry
@@ -16,11 +16,41 @@ class Pool:
     ranges: tuple[tuple[int, int], ...]
     avoid_buggy_ips: bool
     manual_assign: bool
+    priority: int | None = None
+    namespaces: frozenset[str] = frozenset()
+    """Empty: any namespace."""
+    service_selector: tuple[tuple[str, str], ...] = ()
+    """Empty: any Service."""
 
     @classmethod
     def from_api(cls, pool: AddressPool) -> Pool:
         ranges = [parse_pool_entry(entry) for entry in pool.addresses]
-        return cls(pool.name, _merge(ranges), pool.avoid_buggy_ips, pool.manual_assign)
+        scope = pool.service_allocation
+        return cls(
+            pool.name,
+            _merge(ranges),
+            pool.avoid_buggy_ips,
+            pool.manual_assign,
+            priority=scope.priority if scope else None,
+            namespaces=frozenset(scope.namespaces) if scope else frozenset(),
+            service_selector=tuple(sorted(scope.service_selector.items())) if scope else (),
+        )
+
+    def refuses(self, namespace: str, labels: Mapping[str, str]) -> str | None:
+        """Why a Service in `namespace` with `labels` may not have an address from this
+        pool (None: it may)."""
+        if self.namespaces and namespace not in self.namespaces:
+            allowed = ", ".join(sorted(self.namespaces))
+            return f"address pool {self.name!r} serves namespaces {allowed} only"
+        missing = [f"{k}={v}" for k, v in self.service_selector if labels.get(k) != v]
+        if missing:
+            return f"address pool {self.name!r} serves Services labelled {', '.join(missing)} only"
+        return None
+
+    @property
+    def order(self) -> tuple[bool, int]:
+        """Sort key: pools with a priority first, lowest first."""
+        return (self.priority is None, self.priority or 0)
 
     def __contains__(self, address: int) -> bool:
         if self.avoid_buggy_ips and address & 0xFF in (0, 0xFF):

@@ -69,6 +69,8 @@ class Service:
     """(protocol, port): what may not overlap on a shared VIP."""
     selector: tuple[tuple[str, str], ...] = ()
     """spec.selector, sorted: Local Services share a VIP only with the same Pods."""
+    labels: Mapping[str, str] = field(default_factory=dict)
+    """Its labels: an address pool may serve only some (serviceAllocation)."""
 
     @property
     def key(self) -> ServiceKey:

@@ -19,21 +19,43 @@ class VipPlan:
 
 
 def _pools_for(svc: Service, pools: Mapping[str, Pool]) -> tuple[list[Pool], str | None]:
-    """Pools the service may be allocated from automatically, or why there are none."""
+    """Pools the service may be allocated from automatically, in the order to try
+    them (priority, then as listed), or why there are none."""
     if svc.pool is not None:
         if svc.pool not in pools:
             return [], f"address pool {svc.pool!r} (from its annotation) does not exist"
-        return [pools[svc.pool]], None
+        why = pools[svc.pool].refuses(svc.namespace, svc.labels)
+        return ([], why) if why else ([pools[svc.pool]], None)
     auto = [p for p in pools.values() if not p.manual_assign]
     if not auto:
         return [], "no address pool is open to automatic allocation"
-    return auto, None
+    open_to_it = [p for p in auto if p.refuses(svc.namespace, svc.labels) is None]
+    if not open_to_it:
+        return [], "no address pool serves it: " + "; ".join(
+            str(p.refuses(svc.namespace, svc.labels)) for p in auto
+        )
+    return sorted(open_to_it, key=lambda p: p.order), None
+
+
+def _named(svc: Service, pools: Mapping[str, Pool]) -> Iterable[Pool]:
+    """The pools `svc` may have an address from: the one it names, or any."""
+    if svc.pool is None:
+        return pools.values()
+    return [pools[svc.pool]] if svc.pool in pools else []
 
 
 def _may_hold(svc: Service, address: int, pools: Mapping[str, Pool]) -> bool:
-    if svc.pool is not None:
-        return svc.pool in pools and address in pools[svc.pool]
-    return any(address in p for p in pools.values())
+    return any(
+        address in p and p.refuses(svc.namespace, svc.labels) is None for p in _named(svc, pools)
+    )
+
+
+def _refusal(svc: Service, address: int, pools: Mapping[str, Pool]) -> str:
+    """Why `svc` may not have `address` (`_may_hold` said so), after "requested X"."""
+    for pool in _named(svc, pools):
+        if address in pool and (why := pool.refuses(svc.namespace, svc.labels)):
+            return f": {why}"
+    return f" is not in {f'address pool {svc.pool!r}' if svc.pool else 'any address pool'}"
 
 
 @dataclass
@@ -87,8 +109,8 @@ class _Allocation:
                     continue
                 pending.remove(svc)
                 if not allowed:
-                    where = f"address pool {svc.pool!r}" if svc.pool else "any address pool"
-                    self.problems[svc.key] = f"requested {svc.requested_ip} is not in {where}"
+                    refusal = _refusal(svc, wanted, self.pools)
+                    self.problems[svc.key] = f"requested {svc.requested_ip}{refusal}"
                 elif why:
                     self.problems[svc.key] = (
                         f"requested {svc.requested_ip} is already used by {why}"
