@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from bgplb_lab.daemons import wait_for
 from bgplb_lab.kubelets import BACKEND_PORT
-from bgplb_lab.manifests import service
-from bgplb_lab.topology import Lab
+from bgplb_lab.manifests import NAMESPACE, service
+from bgplb_lab.topology import (
+    BIRD_IP,
+    CONTROL_PLANE_VIP,
+    FRR_IP,
+    LOCAL_ASN,
+    NODES,
+    POOL,
+    TOR_ASN,
+    Lab,
+    example_config,
+)
 
 KEY = "networking.bgplb.io/sharing-key"
 
@@ -60,13 +74,111 @@ def test_services_with_one_sharing_key_share_a_vip_on_both_tors(lab: Lab) -> Non
     on_tors(lab, address, False)
 
 
-def on_tors(lab: Lab, address: str, wanted: bool) -> None:
+def on_tors(lab: Lab, address: str, wanted: bool, timeout: float = 60) -> None:
     def there() -> bool:
         hops = lab.tor_next_hops(address).values()
         return all(hops) if wanted else not any(hops)
 
-    wait_for(f"{address} {'on' if wanted else 'off'} both ToRs", there, timeout=30)
+    wait_for(f"{address} {'on' if wanted else 'off'} both ToRs", there, timeout=timeout)
 
 
 def serving(lab: Lab, address: str, port: int) -> Callable[[], bool]:
     return lambda: "FAILED" not in answered(lab, address, port)
+
+
+def test_a_scoped_pool_serves_its_namespace_first_and_refuses_others(lab: Lab) -> None:
+    """Pool scopes on the real API server and both ToRs: a priority pool for one
+    namespace gives that namespace's Service its address; a Service elsewhere asking
+    for that pool is refused by the webhook, naming the field and the reason."""
+    lb = lab.get_json("bgploadbalancer", "-n", NAMESPACE, "default")
+    before = lb["spec"]["addressPools"]
+    scoped = {
+        "name": "scoped",
+        "addresses": ["203.0.113.12-203.0.113.13"],
+        "serviceAllocation": {"namespaces": ["team-a"], "priority": 1},
+    }
+    patch = {"spec": {"addressPools": [*before, scoped]}}
+    lab.kubectl("create", "namespace", "team-a")
+    try:
+        lab.kubectl(
+            "patch", "bgploadbalancer", "default", "-n", NAMESPACE, "--type=merge",
+            "-p", json.dumps(patch),
+        )  # fmt: skip
+        # No selector: no EndpointSlice, so no "no endpoint" withdrawal to wait out.
+        lab.apply([service("team-svc", namespace="team-a")])
+        address = wait_for(
+            "team-a's VIP",
+            lambda: (lab.get_json("service", "-n", "team-a", "team-svc")["status"]
+                     .get("loadBalancer", {}).get("ingress") or [{}])[0].get("ip"),
+        )  # fmt: skip
+        assert address == "203.0.113.12"  # the priority pool, not pool1's free .2
+        on_tors(lab, address, True)
+        wrong = service("wrong-pool")
+        wrong["metadata"]["annotations"] = {"networking.bgplb.io/address-pool": "scoped"}
+        with pytest.raises(RuntimeError, match="serves namespaces team-a only"):
+            lab.apply([wrong])
+    finally:
+        lab.kubectl("delete", "namespace", "team-a", "--wait=false")
+        restore = {"spec": {"addressPools": before}}
+        lab.kubectl(
+            "patch", "bgploadbalancer", "default", "-n", NAMESPACE, "--type=merge",
+            "-p", json.dumps(restore),
+        )  # fmt: skip
+    on_tors(lab, "203.0.113.12", False)
+
+
+def test_the_labs_own_config_as_an_anthos_cluster_converts_to_what_the_api_accepts(
+    lab: Lab, tmp_path: Path
+) -> None:
+    """`bgplb convert` of the lab's configuration written the Anthos way (seed
+    example 3 on the lab's addresses) is accepted by the lab's API server and
+    webhook as it stands (server-side dry run: the lab keeps running as it is)."""
+    n1, n2, n3 = (n.ip for n in NODES if n.control_plane)
+    cluster = {
+        "apiVersion": "baremetal.cluster.gke.io/v1",
+        "kind": "Cluster",
+        "metadata": {"name": "lab", "namespace": "cluster-lab"},
+        "spec": {
+            "loadBalancer": {
+                "mode": "bundled",
+                "type": "bgp",
+                "localASN": LOCAL_ASN,
+                "bgpPeers": [
+                    {
+                        "ip": FRR_IP,
+                        "asn": TOR_ASN,
+                        "controlPlaneNodes": [n1, n2],
+                    },
+                    {"ip": BIRD_IP, "asn": TOR_ASN, "controlPlaneNodes": [n3]},
+                ],
+                "ports": {"controlPlaneLBPort": 443},
+                "vips": {"controlPlaneVIP": CONTROL_PLANE_VIP},
+                "addressPools": [{"name": "pool1", "addresses": [POOL]}],
+            }
+        },
+    }
+    anthos = [cluster] + [
+        {**obj, "apiVersion": "networking.gke.io/v1",
+         "metadata": {**obj["metadata"], "namespace": "cluster-lab"}}
+        for obj in example_config(3, bfd=False)
+        if obj["kind"] != "BGPLoadBalancer"
+    ] + [
+        {"apiVersion": "networking.gke.io/v1", "kind": "BGPLoadBalancer",
+         "metadata": {"name": "default", "namespace": "cluster-lab"},
+         "spec": {"peerSelector": {"cluster.baremetal.gke.io/default-peer": "true"}}},
+    ]  # fmt: skip
+    given = tmp_path / "anthos.yaml"
+    given.write_text(yaml.safe_dump_all(anthos))
+    out = tmp_path / "bgplb.yaml"
+    subprocess.run(
+        [sys.executable, "-m", "bgplb.cli", "convert", str(given), "--namespace", NAMESPACE,
+         "-o", str(out)],
+        check=True,
+    )  # fmt: skip
+    converted = list(yaml.safe_load_all(out.read_text()))
+    assert {o["kind"] for o in converted} == {"NetworkGatewayGroup", "BGPLoadBalancer", "BGPPeer"}
+    # The lab's API server, CRDs and webhook take every object as written.
+    lab.kubectl(
+        "apply", "--server-side", "--force-conflicts", "--dry-run=server", "-f", "-",
+        stdin=out.read_text(),
+    )  # fmt: skip
