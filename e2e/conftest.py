@@ -46,9 +46,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     def shares_the_lab(item: pytest.Item) -> bool:
         return "lab" in getattr(item, "fixturenames", ())
 
+    def installs_metallb(item: pytest.Item) -> bool:
+        # Last of all: MetalLB stays installed, and its 1,000-Service drill loads
+        # every node's kube-proxy for minutes.
+        return "metallb_vip" in getattr(item, "fixturenames", ())
+
     e2e = [i for i in items if i.nodeid.startswith("e2e/")]
     rest = [i for i in items if not i.nodeid.startswith("e2e/")]
-    items[:] = rest + sorted(e2e, key=shares_the_lab)
+    items[:] = rest + sorted(e2e, key=lambda i: (shares_the_lab(i), installs_metallb(i)))
 
 
 @pytest.fixture(scope="session")

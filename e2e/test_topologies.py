@@ -67,6 +67,7 @@ def test_seed_example(example: int) -> None:
 
 
 def test_seed_example_3_separate_control_plane_and_data_plane_peers(lab: Lab) -> None:
+    drills.wait_stable(lab)  # the shared lab, after whatever drill ran before
     check(lab, 3)
     peers = {p["metadata"]["name"] for p in lab.get("bgppeers")["items"]}
     assert peers == {"tor-frr", "tor-bird"}

@@ -805,13 +805,15 @@ def soak(lab: Lab, seconds: float = 600, loss: float = 0.05, busy_per_node: int 
     loops on every node and `loss` on the link of a floating-IP holder (its Lease
     renewals, BGP sessions and mesh probes all cross it). Counts what would be false
     alarms: next hops missing from a ToR, mesh verdicts (by the node held for dead,
-    summed over the agents that held it), self-fencing, floating IPs moved, session
-    flaps, failed requests."""
+    summed over the agents that held it; and those that withdraw a next hop: a
+    load-balancing node held for dead by a floating-IP holder, whose speaker
+    advertises), self-fencing, floating IPs moved, session flaps, failed requests."""
     holders = lab.holders()
     lossy = holders[sorted(holders)[0]]
     before = settle(lab)
     hops = lab.tor_next_hops(DEMO_VIP)
     nodes = [n.name for n in NODES]
+    advertisers = sorted(set(holders.values()))  # their speakers carry the next hops
     logs_before = {n: lab.agent_log(n) for n in nodes}
     samples, short = 0, []
     cpu_before = agent_cpu_seconds()
@@ -835,6 +837,11 @@ def soak(lab: Lab, seconds: float = 600, loss: float = 0.05, busy_per_node: int 
     used = sorted(cpu[p] - cpu_before[p] for p in cpu if p in cpu_before)
     logs = {n: lab.agent_log(n) for n in nodes}
 
+    def verdicts(agent: str, target: str) -> int:
+        return mesh_held_for_dead(logs[agent], target) - mesh_held_for_dead(
+            logs_before[agent], target
+        )
+
     def new(message: str) -> dict[str, int]:
         counts = {n: logs[n].count(message) - logs_before[n].count(message) for n in nodes}
         return {n: c for n, c in counts.items() if c}
@@ -856,13 +863,16 @@ def soak(lab: Lab, seconds: float = 600, loss: float = 0.05, busy_per_node: int 
             "mesh_verdicts": {
                 target: count
                 for target in nodes
-                if (
-                    count := sum(
-                        mesh_held_for_dead(logs[n], target)
-                        - mesh_held_for_dead(logs_before[n], target)
-                        for n in nodes
-                    )
-                )
+                if (count := sum(verdicts(n, target) for n in nodes))
+            },
+            # The verdicts that withdraw a next hop: a load-balancing node held for
+            # dead by an agent whose speaker advertises the next hops. Another
+            # agent's verdict changes nothing on the wire.
+            "withdrawing_verdicts": {
+                f"{agent}->{target}": count
+                for agent in advertisers
+                for target in sorted(LB_NODES - {agent})
+                if (count := verdicts(agent, target))
             },
             "fences": new("self-fencing"),
             "renewals_failed": new("cannot renew lease"),

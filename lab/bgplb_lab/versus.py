@@ -180,10 +180,12 @@ def bulk(lab: KubeletLab, count: int = 1000, per_address: int = 25) -> dict[str,
     the first create until every one has its VIP in its status and every VIP is in
     both ToRs' kernels; then all deleted and their routes gone."""
     _bgplb_pool(lab)
-    return {
+    figures = {
         who: _bulk_one(lab, who, cls, count, per_address)
         for who, cls in (("bgplb", None), ("metallb", metallb.CLASS))
     }
+    wait_stable(lab)  # kube-proxy's churn over, every session back, for what runs next
+    return figures
 
 
 def _bulk_one(

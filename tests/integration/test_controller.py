@@ -839,8 +839,12 @@ def test_a_move_between_live_nodes_waits_for_the_old_node_to_let_go(env: Env) ->
     IP moves to another live node only after the old one's agent reports (from the
     release's epoch on) that it no longer holds it — never on two nodes at once."""
     ip = "192.0.2.100"
-    holders = wait_for("floating IPs placed", lambda: len(_holders(env)) == 2 and _holders(env))
-    old = holders[ip]
+
+    def placed() -> dict[str, str] | None:
+        now = _holders(env)  # one read: two could see different placements
+        return now if len(now) == 2 and ip in now else None
+
+    old = wait_for("floating IPs placed", placed)[ip]
     wait_for("its agent reports it", lambda: ip in env.agents.reported.get(old, ""))
     env.agents.stuck[old] = env.agents.reported[old]  # a slow agent: still says it holds it
     env.agents.addresses[old] = "198.51.100.11/24"
