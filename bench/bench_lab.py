@@ -55,10 +55,8 @@ def service_latency(lab: Lab, count: int) -> list[float]:
         "-p", json.dumps({"spec": {"addressPools": pools}}),
     )  # fmt: skip
     creator = subprocess.Popen(
-        ["ip", "netns", "exec", lab.api.netns or "", sys.executable, "-c", CREATOR,
-         str(lab.api.kubeconfig)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        lab.api_script(CREATOR), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     assert creator.stdin is not None
     assert creator.stdout is not None
     latencies = []

@@ -383,6 +383,12 @@ class Lab:
 
     # --- the API -----------------------------------------------------------------
 
+    def api_script(self, code: str) -> list[str]:
+        """A Python script run where the API server is reachable (its namespace), with
+        the lab's kubeconfig as its argument."""
+        return ["ip", "netns", "exec", self.api.netns or "", sys.executable, "-c", code,
+                str(self.api.kubeconfig)]  # fmt: skip
+
     def kubectl(self, *args: str, stdin: str | None = None) -> str:
         return self.api.kubectl(*args, stdin=stdin)
 

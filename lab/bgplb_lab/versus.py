@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import json
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from functools import partial
@@ -120,10 +119,8 @@ def _create_each(lab: KubeletLab, names: list[str], cls: str | None) -> list[flo
     """Each Service timed from its create returning until a /32 that was not there
     before is in both ToRs' kernels; afterwards, that it is the Service's VIP."""
     creator = subprocess.Popen(
-        ["ip", "netns", "exec", lab.api.netns or "", sys.executable, "-c", CREATOR,
-         str(lab.api.kubeconfig)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        lab.api_script(CREATOR), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     assert creator.stdin is not None
     assert creator.stdout is not None
     latencies = []
@@ -201,8 +198,7 @@ def _bulk_one(
             del svc["spec"]["loadBalancerClass"]
         bodies.append(json.dumps(svc))
     created = subprocess.run(
-        ["ip", "netns", "exec", lab.api.netns or "", sys.executable, "-c", BULK_CREATOR,
-         str(lab.api.kubeconfig)],
+        lab.api_script(BULK_CREATOR),
         input="\n".join(bodies) + "\n", capture_output=True, text=True, check=True,
         timeout=600,
     )  # fmt: skip

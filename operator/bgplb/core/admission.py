@@ -200,11 +200,8 @@ def review_service(svc: JSON, ctx: Context) -> Decision:
             FieldError("spec.loadBalancerIP", f"{ip}: {holding[0].refuses(namespace, labels)}")
         )
     me = sharing.of_object(svc)
-    holders = [
-        sharing.of_object(other)
-        for other in ctx.services
-        if is_ours(other) and ip in vips_of(other) and sharing.of_object(other).key != me.key
-    ]
+    others = (sharing.of_object(o) for o in ctx.services if is_ours(o) and ip in vips_of(o))
+    holders = [o for o in others if o.key != me.key]
     if (why := sharing.conflict(me, holders)) is not None:
         errors.append(
             FieldError("spec.loadBalancerIP", f"{ip} is already the VIP of Service {why}")
