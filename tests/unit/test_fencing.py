@@ -180,3 +180,12 @@ def test_a_failed_renewal_is_retried_at_once_while_the_deadline_is_ahead() -> No
     assert fenced.renew_in(started=101.0, now=101.5) == pytest.approx(0.5)
     # Renewing fine: once a second.
     assert LIVE.renew_in(started=100.0, now=100.3) == pytest.approx(0.7)
+
+
+def test_renewals_are_hedged_only_up_to_the_fencing_deadline() -> None:
+    """hedge.py may spend attempts until the moment the agent would fence; not when
+    fenced, before the first renewal, or already past it."""
+    assert LIVE.renew_by(101.0) == pytest.approx(LIVE.last_renewed + 2.0)  # type: ignore[operator]
+    assert LIVE.renew_by(102.5) is None
+    assert Fencing().renew_by(0.0) is None
+    assert LIVE.renewal_failed(101.0).answered({}, 0, 102.0).renew_by(102.5) is None

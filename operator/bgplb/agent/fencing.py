@@ -123,6 +123,14 @@ class Fencing:
         a first renewal the agent cannot know its IPs were not moved meanwhile."""
         return self.last_renewed is None or now - self.last_renewed >= self.duration - self.margin
 
+    def renew_by(self, now: float) -> float | None:
+        """The deadline a renewal round may spend hedged attempts up to (hedge.py):
+        the moment it fences. None when fenced, before a first renewal, or already
+        past it: then one attempt at a time, no herd on a recovering API server."""
+        if self.fenced is not False or self.last_renewed is None or self.overdue(now):
+            return None
+        return self.last_renewed + self.duration - self.margin
+
     def ask_at(self) -> float | None:
         """When `must_ask` next turns true without any other event (None: it is true
         now, or only a renewal can change it). The agent wakes then, not at its next

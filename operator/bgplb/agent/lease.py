@@ -47,12 +47,16 @@ class LeaseKeeper:
         addresses: Iterable[IPv4Interface] = (),
         duration: float | None = None,
         holding: tuple[int, Iterable[IPv4Address]] | None = None,
+        timeout: float | None = None,
     ) -> None:
         """Renew, carrying the node's addresses with their prefix lengths: the
         controller places floating IPs on nodes that have an address in their subnet.
         `duration` longer than usual: this agent is stopping and its successor will
-        renew within it (the controller keeps the node live that long)."""
+        renew within it (the controller keeps the node live that long). `timeout`:
+        this request's, when a hedged round gives it less or more than usual."""
         from kubernetes.client.exceptions import ApiException
+
+        timeout = self.timeout if timeout is None else timeout
 
         body = {
             "apiVersion": "coordination.k8s.io/v1",
@@ -74,10 +78,10 @@ class LeaseKeeper:
         }
         try:
             self.api.patch_namespaced_lease(
-                lease_name(self.node), self.namespace, body, _request_timeout=self.timeout
+                lease_name(self.node), self.namespace, body, _request_timeout=timeout
             )
         except ApiException as e:
             if e.status != 404:
                 raise
             body["spec"]["acquireTime"] = _micro_time(now)  # type: ignore[index]
-            self.api.create_namespaced_lease(self.namespace, body, _request_timeout=self.timeout)
+            self.api.create_namespaced_lease(self.namespace, body, _request_timeout=timeout)

@@ -13,20 +13,21 @@ import argparse
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import logging
 import os
 import signal
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv4Interface
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import grpc
 
-from bgplb.agent import metrics, probe, witness
+from bgplb.agent import hedge, metrics, probe, witness
 from bgplb.agent.bfd import State as BfdState
 from bgplb.agent.bfd import Timers
 from bgplb.agent.bfd_server import BfdClient
@@ -408,10 +409,13 @@ class Agent:
                 if self.plumbed is None:
                     self.plumbed = await self.floating.ours()
                 holding = (self.holding_epoch, self.plumbed)
-                await asyncio.to_thread(
-                    self.lease.renew, dt.datetime.now(dt.UTC), addresses, None, holding
-                )
-                # The renewTime written was taken before the request: count from then.
+                attempt = functools.partial(self._renew, addresses, holding)
+                deadline = self.fencing.renew_by(started)
+                if deadline is None:
+                    await attempt(self.lease.timeout)
+                else:
+                    await hedge.first_success(attempt, deadline)
+                # Every renewTime written was taken after `started`: count from then.
                 self.fencing = self.fencing.renewed(started)
                 if before.fenced:
                     log.info("lease renewed again; floating IPs return after one lease period")
@@ -425,6 +429,16 @@ class Agent:
             if self.fencing.verdict(time.monotonic()) != before.verdict(time.monotonic()):
                 self.wake.set()
             await asyncio.sleep(self.fencing.renew_in(started, time.monotonic()))
+
+    async def _renew(
+        self,
+        addresses: list[IPv4Interface],
+        holding: tuple[int, Iterable[IPv4Address]],
+        timeout: float,
+    ) -> None:
+        assert self.lease is not None
+        now = dt.datetime.now(dt.UTC)
+        await asyncio.to_thread(self.lease.renew, now, addresses, None, holding, timeout)
 
     async def fence_loop(self) -> None:
         """Asks the witnesses the moment the last renewal is overdue, not at the next
