@@ -127,6 +127,74 @@ def test_a_scoped_pool_serves_its_namespace_first_and_refuses_others(lab: Lab) -
     on_tors(lab, "203.0.113.12", False)
 
 
+def attributes_on_tors(lab: Lab, address: str) -> dict[str, set[tuple[Any, ...]]]:
+    """Per ToR: the distinct (AS path, MED, communities, large communities) of every
+    path it holds for `address` (one per next hop and session)."""
+    return {
+        name: {(p.as_path, p.med, p.communities, p.large_communities) for p in tor.paths(address)}
+        for name, tor in (("frr", lab.frr), ("bird", lab.bird))
+    }
+
+
+def test_a_pools_attributes_and_a_services_communities_reach_both_tors(lab: Lab) -> None:
+    """Issue 14 item 3 on the real lab: a pool announced with communities, a large
+    community, a prepend and a MED; its Service adds a community by annotation. Both
+    ToRs' RIBs hold exactly that on every path; a bad annotation is refused naming it."""
+    lb = lab.get_json("bgploadbalancer", "-n", NAMESPACE, "default")
+    before = lb["spec"]["addressPools"]
+    marked = {
+        "name": "marked",
+        "addresses": ["203.0.113.12-203.0.113.13"],
+        "manualAssign": True,
+        "advertisement": {
+            "communities": ["65000:100", "no-export"],
+            "largeCommunities": [f"{LOCAL_ASN}:1:2"],
+            "asPathPrepend": 2,
+            "med": 30,
+        },
+    }
+    patch = {"spec": {"addressPools": [*before, marked]}}
+    svc = service("marked")
+    svc["metadata"]["annotations"] = {
+        "networking.bgplb.io/address-pool": "marked",
+        "networking.bgplb.io/communities": "65000:7",
+    }
+    address = "203.0.113.12"
+    try:
+        lab.kubectl(
+            "patch", "bgploadbalancer", "default", "-n", NAMESPACE, "--type=merge",
+            "-p", json.dumps(patch),
+        )  # fmt: skip
+        lab.apply([svc])  # no selector: no EndpointSlice, no "no endpoint" withdrawal
+        wait_for("the marked Service's VIP", lambda: vip(lab, "marked") == address)
+        on_tors(lab, address, True)
+        wanted = (
+            (LOCAL_ASN,) * 3,
+            30,
+            ("65000:7", "65000:100", "65535:65281"),
+            (f"{LOCAL_ASN}:1:2",),
+        )
+        wait_for(
+            "the attributes on both ToRs",
+            lambda: attributes_on_tors(lab, address) == {"frr": {wanted}, "bird": {wanted}},
+            timeout=30,
+        )
+        route = lab.get_json("bgpadvertisedroute", "-n", NAMESPACE, "default-default-marked")
+        assert route["spec"]["communities"] == ["65000:7", "65000:100", "65535:65281"]
+        bad = service("marked-bad")
+        bad["metadata"]["annotations"] = {"networking.bgplb.io/communities": "65000:70000"}
+        with pytest.raises(RuntimeError, match=r"networking\.bgplb\.io/communities"):
+            lab.apply([bad])
+    finally:
+        lab.kubectl("delete", "service", "-n", "default", "--ignore-not-found", "marked")
+        restore = {"spec": {"addressPools": before}}
+        lab.kubectl(
+            "patch", "bgploadbalancer", "default", "-n", NAMESPACE, "--type=merge",
+            "-p", json.dumps(restore),
+        )  # fmt: skip
+    on_tors(lab, address, False)
+
+
 def test_the_labs_own_config_as_an_anthos_cluster_converts_to_what_the_api_accepts(
     lab: Lab, tmp_path: Path
 ) -> None:

@@ -160,3 +160,17 @@ def test_ten_minutes_of_cpu_stress_and_loss_raise_no_false_alarm(lab: Lab) -> No
     assert result.figures["fences"] == {}
     assert not result.figures["floating_ips_moved"]
     assert result.figures["flaps"] == []
+
+
+def test_draining_a_load_balancing_node_fails_no_request(lab: Lab) -> None:
+    """Issue 14 item 6: cordon + drain of n3 under client traffic. Its path is marked
+    GRACEFUL_SHUTDOWN on both ToRs and leaves their ECMP groups while still held,
+    then is withdrawn after drainSeconds; uncordoned, it returns unmarked."""
+    result = drills.drain(lab)
+    print(result)
+    figures = result.figures
+    assert figures["failed_requests"] == 0, figures
+    assert figures["path_held_while_out_of_ecmp"], figures
+    assert figures["withdrawn_s"] >= figures["drain_seconds"], figures
+    assert figures["draining_after_uncordon"] == [], figures
+    assert figures["flaps"] == [], figures

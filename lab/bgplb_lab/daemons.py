@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import pwd
+import re
 import shutil
 import subprocess
 import time
@@ -52,6 +53,35 @@ def kernel_next_hops(host: Host, prefix: str) -> set[str]:
             hops.add(route["gateway"])
         hops.update(hop["gateway"] for hop in route.get("nexthops", []))
     return hops
+
+
+@dataclass(frozen=True, order=True)
+class PathSeen:
+    """One path as a ToR holds it, in one shape for FRR and BIRD: what the tests
+    compare with what bgplb was asked to send. Communities are numeric 'a:b' (the
+    ToRs print well-known ones by name), sorted."""
+
+    next_hop: str
+    as_path: tuple[int, ...]
+    med: int | None
+    communities: tuple[str, ...]
+    large_communities: tuple[str, ...]
+
+
+_WELL_KNOWN = {
+    "graceful-shutdown": "65535:0",
+    "blackhole": "65535:666",
+    "no-export": "65535:65281",
+    "no-advertise": "65535:65282",
+    "no-export-subconfed": "65535:65283",
+    "local-AS": "65535:65283",
+    "no-peer": "65535:65284",
+}
+
+
+def _communities(words: list[str]) -> tuple[str, ...]:
+    out = [_WELL_KNOWN.get(w, w) for w in words if w]
+    return tuple(sorted(out, key=lambda c: tuple(int(x) for x in c.split(":"))))
 
 
 def stop_processes(*procs: subprocess.Popen[bytes] | None, timeout: float = 5) -> None:
@@ -241,6 +271,25 @@ class FRR:
     def kernel_next_hops(self, prefix: str) -> set[str]:
         return kernel_next_hops(self.host, prefix)
 
+    def paths(self, prefix: str) -> list[PathSeen]:
+        """Every path held for `prefix`, with its attributes (`show bgp ... json`)."""
+        data = self.json(f"show bgp ipv4 unicast {prefix}")
+        seen = []
+        for path in data.get("paths", []):
+            aspath = path.get("aspath", {}).get("string", "")
+            seen.append(
+                PathSeen(
+                    next_hop=path["nexthops"][0]["ip"],
+                    as_path=tuple(int(a) for a in aspath.split() if a.isdigit()),
+                    med=path.get("metric"),
+                    communities=_communities(path.get("community", {}).get("string", "").split()),
+                    large_communities=tuple(
+                        sorted(path.get("largeCommunity", {}).get("string", "").split())
+                    ),
+                )
+            )
+        return sorted(seen)
+
 
 @dataclass
 class BIRD:
@@ -330,3 +379,28 @@ class BIRD:
 
     def kernel_next_hops(self, prefix: str) -> set[str]:
         return kernel_next_hops(self.host, prefix)
+
+    def paths(self, prefix: str) -> list[PathSeen]:
+        """Every path held for `prefix`, with its attributes (`show route ... all`)."""
+        out = self.birdc(f"show route for {prefix} all", check=False)
+        blocks: list[dict[str, str]] = []
+        for line in out.splitlines():
+            if " unicast [" in line:
+                blocks.append({})
+            elif blocks and (line := line.strip()).startswith("BGP.") and ":" in line:
+                key, _, value = line.partition(":")
+                blocks[-1][key] = value.strip()
+        seen = []
+        for b in blocks:
+            pairs = re.findall(r"\((\d+),\s*(\d+)\)", b.get("BGP.community", ""))
+            large = re.findall(r"\((\d+),\s*(\d+),\s*(\d+)\)", b.get("BGP.large_community", ""))
+            seen.append(
+                PathSeen(
+                    next_hop=b.get("BGP.next_hop", "").split()[0] if "BGP.next_hop" in b else "",
+                    as_path=tuple(int(a) for a in b.get("BGP.as_path", "").split()),
+                    med=int(b["BGP.med"]) if "BGP.med" in b else None,
+                    communities=_communities([f"{x}:{y}" for x, y in pairs]),
+                    large_communities=tuple(sorted(":".join(t) for t in large)),
+                )
+            )
+        return sorted(seen)

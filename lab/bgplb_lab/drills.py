@@ -382,6 +382,94 @@ def no_endpoints(lab: Lab) -> Result:
     )
 
 
+GRACEFUL_SHUTDOWN = "65535:0"
+
+
+def _victim_paths(lab: Lab, ip: str) -> dict[str, list[tuple[str, ...]]]:
+    """Per ToR: the communities of every path it holds for the demo VIP via `ip`."""
+    return {
+        name: [p.communities for p in tor.paths(DEMO_VIP) if p.next_hop == ip]
+        for name, tor in (("frr", lab.frr), ("bird", lab.bird))
+    }
+
+
+def drain(lab: Lab, victim: str = "n3", seconds: int = 8) -> Result:
+    """`kubectl drain` of a load-balancing node under client traffic (issue 14 item
+    6): its path stays on both ToRs marked GRACEFUL_SHUTDOWN (worst MED), which takes
+    it out of their ECMP groups at once; after `seconds` it is withdrawn. Its Pods are
+    evicted meanwhile (the demo backend answers for a grace period after SIGTERM, as a
+    well-behaved one does). Uncordoned, it comes back. Nothing fails, nothing flaps."""
+    ip = str(lab.node(victim).ip)
+    lb = lab.get_json("bgploadbalancer", "default", "-n", NAMESPACE)
+    was = lb["spec"].get("drainSeconds")
+    before = settle(lab)
+
+    def set_drain(value: int | None) -> None:
+        lab.kubectl("patch", "bgploadbalancer", "default", "-n", NAMESPACE, "--type=merge",
+                    "-p", json.dumps({"spec": {"drainSeconds": value}}))  # fmt: skip
+
+    def marked() -> bool:
+        seen = _victim_paths(lab, ip)
+        return all(seen.values()) and all(
+            GRACEFUL_SHUTDOWN in c for paths in seen.values() for c in paths
+        )
+
+    set_drain(seconds)
+    try:
+        with traffic(lab) as log:
+            time.sleep(2)
+            t0 = time.time()
+            lab.kubectl("cordon", victim)
+            wait_for(f"{victim}'s path marked on both ToRs", marked, timeout=30, every=0.1)
+            marked_s = time.time() - t0
+            wait_for(
+                f"{victim} out of both ToRs' ECMP groups (its path still held)",
+                lambda: not any(ip in hops for hops in lab.tor_next_hops(DEMO_VIP).values()),
+                timeout=10,
+                every=0.1,
+            )
+            out_of_ecmp_s = time.time() - t0
+            still_held = all(_victim_paths(lab, ip).values())
+            lab.kubectl("drain", victim, "--ignore-daemonsets", "--delete-emptydir-data",
+                        "--timeout=120s")  # fmt: skip
+            wait_for(
+                f"{victim}'s path withdrawn from both ToRs",
+                lambda: not any(_victim_paths(lab, ip).values()),
+                timeout=seconds + 30,
+                every=0.2,
+            )
+            withdrawn_s = time.time() - t0
+            time.sleep(2)
+            result = log()
+    finally:
+        lab.kubectl("uncordon", victim)
+        set_drain(was)
+    wait_for(
+        f"{victim} back in both ToRs' ECMP groups",
+        lambda: all(ip in hops for hops in lab.tor_next_hops(DEMO_VIP).values()),
+        timeout=60,
+        every=0.2,
+    )
+    back = lab.get_json("bgpadvertisedroute", "default-default-demo", "-n", NAMESPACE)
+    wait_stable(lab)
+    after = session_marks(lab)
+    return Result(
+        "drain",
+        {
+            "drain_seconds": seconds,
+            "marked_s": round(marked_s, 2),
+            "out_of_ecmp_s": round(out_of_ecmp_s, 2),
+            "path_held_while_out_of_ecmp": still_held,
+            "withdrawn_s": round(withdrawn_s, 2),
+            "requests": len(result.requests),
+            "failed_requests": result.failed,
+            **({"failures": result.failures(t0)} if result.failed else {}),
+            "draining_after_uncordon": back["spec"].get("drainingNextHops", []),
+            "flaps": flaps(before, after),
+        },
+    )
+
+
 def _restart_under_traffic(lab: Lab, name: str, restart: Callable[[], None]) -> Result:
     before = settle(lab)
     holders = lab.holders()

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bgplb.api import GROUP, VERSION
+from bgplb.api.communities import CommunityError, parse_community, parse_large_community
 from bgplb.api.contract import SINGLETON_NAME
 
 JSON = dict[str, Any]
@@ -166,8 +167,10 @@ def _metallb(
     profiles = {
         (d.get("metadata") or {}).get("name"): d for d in docs if d.get("kind") == "BFDProfile"
     }
+    aliases = _aliases(docs)
     pools: list[JSON] = []
     peers: list[JSON] = []
+    advertised: list[Advertised] = []
     asns: set[int] = set()
     for doc in docs:
         kind, spec = doc.get("kind"), doc.get("spec") or {}
@@ -185,15 +188,13 @@ def _metallb(
             if "localASN" in peer:
                 asns.add(peer["localASN"])
         elif kind == "BGPAdvertisement":
-            _advertisement(doc, out)
+            advertised.append(_advertisement(doc, aliases, out))
         elif kind == "L2Advertisement":
             out.warn(
                 doc, "kind", "layer 2 mode is not carried over: bgplb advertises over BGP only"
             )
         elif kind == "Community":
-            out.warn(
-                doc, "spec.communities", "communities are not carried over yet (named aliases)"
-            )
+            pass  # its aliases are resolved where an advertisement uses them
         elif kind == "BFDProfile":
             for key in ("echoMode", "passiveMode", "minimumTtl", "echoInterval"):
                 if key in spec:
@@ -203,6 +204,7 @@ def _metallb(
         else:
             out.warn(doc, "kind", "not a MetalLB kind convert knows: left out")
     _unadvertised(docs, out)
+    _apply_advertisements(pools, advertised)
     lb: JSON = {"peerSelector": {MIGRATED_LABEL: "metallb"}}
     if len(asns) == 1:
         lb["localASN"] = asns.pop()
@@ -306,18 +308,78 @@ def _peer(
     return peer
 
 
-def _advertisement(doc: Mapping[str, Any], out: Conversion) -> None:
+Advertised = tuple[list[str] | None, list[str], list[str]]
+"""The pools an advertisement names (None: every pool), its standard and its large
+communities."""
+
+
+def _aliases(docs: list[Mapping[str, Any]]) -> dict[str, str]:
+    """MetalLB's Community objects: alias → 'a:b' or 'large:a:b:c'."""
+    out = {}
+    for doc in docs:
+        if doc.get("kind") == "Community":
+            for entry in (doc.get("spec") or {}).get("communities") or []:
+                if entry.get("name") and entry.get("value"):
+                    out[str(entry["name"])] = str(entry["value"])
+    return out
+
+
+def _advertisement(
+    doc: Mapping[str, Any], aliases: Mapping[str, str], out: Conversion
+) -> Advertised:
     spec = doc.get("spec") or {}
+    standard: list[str] = []
+    large: list[str] = []
+    for i, given in enumerate(spec.get("communities") or []):
+        text = aliases.get(str(given), str(given))
+        try:
+            if text.startswith("large:"):
+                parse_large_community(text.removeprefix("large:"))
+                large.append(text.removeprefix("large:"))
+            else:
+                parse_community(text)
+                standard.append(text)
+        except CommunityError as e:
+            out.warn(doc, f"spec.communities[{i}]", f"{e}: left out")
+    if spec.get("ipAddressPoolSelectors") and not spec.get("ipAddressPools"):
+        names: list[str] | None = []  # which pools a selector picks is not known here
+    else:
+        names = list(spec.get("ipAddressPools") or []) or None
+    if spec.get("aggregationLength", 32) != 32:
+        out.warn(doc, "spec.aggregationLength",
+                 "aggregation is not carried over yet: each VIP is a /32")  # fmt: skip
     for key, why in (
-        ("aggregationLength", "aggregation is not carried over yet: each VIP is a /32"),
-        ("communities", "communities are not carried over yet"),
-        ("localPref", "local preference is not carried over (it only matters inside an AS)"),
+        (
+            "localPref",
+            "local preference is not carried over: LOCAL_PREF only travels "
+            "inside an AS and bgplb's sessions are eBGP (use the pool's med or asPathPrepend)",
+        ),
         ("peers", "bgplb advertises every pool to every selected peer: not carried over"),
         ("nodeSelectors", "next hops are the BGPLoadBalancer's loadBalancerNodeSelector"),
         ("ipAddressPoolSelectors", "every pool is advertised: not carried over"),
     ):
         if spec.get(key):
             out.warn(doc, f"spec.{key}", why)
+    return names, standard, large
+
+
+def _apply_advertisements(pools: list[JSON], advertised: list[Advertised]) -> None:
+    """Each pool carries the communities of every advertisement that names it (MetalLB
+    would announce it once per advertisement; bgplb announces it once, with all)."""
+    for pool in pools:
+        standard: list[str] = []
+        large: list[str] = []
+        for names, s, lg in advertised:
+            if names is None or pool["name"] in names:
+                standard += [c for c in s if c not in standard]
+                large += [c for c in lg if c not in large]
+        if standard or large:
+            ad: JSON = {}
+            if standard:
+                ad["communities"] = standard
+            if large:
+                ad["largeCommunities"] = large
+            pool["advertisement"] = ad
 
 
 def _unadvertised(docs: list[Mapping[str, Any]], out: Conversion) -> None:

@@ -16,7 +16,8 @@ import pytest
 from bgplb.agent.floating import FloatingIPs
 from bgplb.agent.speaker.gobgp import GoBGPSpeaker
 from bgplb.agent.speaker.model import PathConfig, PeerConfig, SpeakerConfig, path_identifier
-from bgplb_lab.daemons import wait_for
+from bgplb.core.attributes import Attributes
+from bgplb_lab.daemons import PathSeen, wait_for
 from tests.integration.conftest import CLUSTER_ASN, TOR_ASN, Fabric
 
 T = TypeVar("T")
@@ -335,3 +336,50 @@ def test_md5_password_and_update_peer_keep_the_whole_config(clean: Fabric) -> No
         wait_for("Established after the update", lambda: "192.0.2.100" in frr.established())
     finally:
         frr_password(False)
+
+
+def _flaps(fabric: Fabric, source: str) -> tuple[int, int]:
+    peer = _frr_peer(fabric, source)
+    return peer["connectionsDropped"], peer["connectionsEstablished"]
+
+
+def test_attributes_reach_both_tors_and_change_in_place(clean: Fabric) -> None:
+    """Communities (a well-known one among them), large communities, AS-path prepend
+    and MED, exactly as both ToRs' RIBs hold them; a change is an implicit replace:
+    no withdrawal, no session reset, and an agent restart re-sends nothing."""
+    plumb(clean, "n1", "192.0.2.100")
+    wanted = Attributes.parse(["65000:100", "no-export"], ["65001:7:9"], 2, 50)
+    base = config("192.0.2.100", NODE_IPS[:2])
+    desired = replace(base, paths=frozenset(replace(p, attributes=wanted) for p in base.paths))
+    run(lambda: apply(clean, "n1", desired))
+    wait_for("sessions", lambda: sessions_up(clean, "192.0.2.100"))
+
+    def seen(attributes: Attributes) -> list[PathSeen]:
+        return [
+            PathSeen(
+                str(hop),
+                (CLUSTER_ASN,) * (1 + attributes.as_path_prepend),
+                attributes.med,
+                tuple(attributes.community_texts()),
+                tuple(attributes.large_community_texts()),
+            )
+            for hop in NODE_IPS[:2]
+        ]
+
+    wait_for("FRR RIB attributes", lambda: clean.frr.paths(str(VIP)) == seen(wanted))
+    wait_for("BIRD RIB attributes", lambda: clean.bird.paths(str(VIP)) == seen(wanted))
+    flaps = _flaps(clean, "192.0.2.100")
+
+    # A restarted agent reads the attributes back from gobgpd: nothing is re-sent.
+    changes, calls = run(lambda: apply(clean, "n1", desired))
+    assert (changes, set(calls) - {"GetBgp", "ListPeer", "ListPath"}) == (0, set())
+
+    # Change them: the same paths are replaced in place.
+    changed = Attributes.parse(["65000:200"], [], 0, None)
+    desired = replace(base, paths=frozenset(replace(p, attributes=changed) for p in base.paths))
+    changes, calls = run(lambda: apply(clean, "n1", desired))
+    assert changes == 2
+    wait_for("FRR RIB changed", lambda: clean.frr.paths(str(VIP)) == seen(changed))
+    wait_for("BIRD RIB changed", lambda: clean.bird.paths(str(VIP)) == seen(changed))
+    assert _flaps(clean, "192.0.2.100") == flaps
+    assert clean.frr.kernel_next_hops(str(VIP)) == {str(h) for h in NODE_IPS[:2]}

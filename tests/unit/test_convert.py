@@ -127,8 +127,6 @@ def test_metallb_pools_peers_and_bfd() -> None:
     ]
     assert sorted(out.warnings) == [
         "BFDProfile/full: spec.echoMode: not carried over: bgplb's BFD has no such setting",
-        "Community/communities: spec.communities: communities are not carried over yet "
-        "(named aliases)",
         "IPAddressPool/first-pool: spec.addresses[2]: fc00:f853:0ccd:e799::/124: IPv6 is "
         "not carried over",
         "L2Advertisement/example: kind: layer 2 mode is not carried over: bgplb advertises "
@@ -150,11 +148,13 @@ def test_metallb_advanced_settings_are_carried_or_warned_about() -> None:
     assert peer["keepaliveTimeSeconds"] == 30
     assert peer["ebgpMultihopTTL"] == 255
     assert peer["passwordSecretRef"] == {"name": "secretname", "key": "password"}
+    # The advertisement's community goes with the pool it names; aggregationLength 32
+    # is what bgplb does anyway; localPref cannot travel over eBGP.
+    assert pools[0]["advertisement"] == {"communities": ["65535:65282"]}
+    assert "advertisement" not in pools[1]
     fields = sorted(w.split(": ")[1] for w in out.warnings)
     assert fields == [
         "metadata.name",  # the pool no advertisement names
-        "spec.aggregationLength",
-        "spec.communities",
         "spec.localPref",
         "spec.nodeSelectors",
         "spec.passwordSecret",
@@ -197,3 +197,34 @@ def test_the_command_writes_what_validate_accepts(
     assert "ingressVIP" in capsys.readouterr().err
     assert main(["validate", str(output)]) == 0
     assert "3 valid, 0 invalid" in capsys.readouterr().out
+
+
+def test_community_aliases_and_large_communities_are_carried_to_the_pools_named() -> None:
+    """MetalLB's Community object names values; 'large:' marks a large community.
+    A community that is not one is left out with a warning naming its index."""
+    given = [
+        {"apiVersion": "metallb.io/v1beta1", "kind": "IPAddressPool",
+         "metadata": {"name": "a"}, "spec": {"addresses": ["198.51.100.0/28"]}},
+        {"apiVersion": "metallb.io/v1beta1", "kind": "IPAddressPool",
+         "metadata": {"name": "b"}, "spec": {"addresses": ["198.51.100.16/28"]}},
+        {"apiVersion": "metallb.io/v1beta1", "kind": "Community",
+         "metadata": {"name": "c"},
+         "spec": {"communities": [{"name": "vpn-only", "value": "1234:1"},
+                                  {"name": "big", "value": "large:64512:1:2"}]}},
+        {"apiVersion": "metallb.io/v1beta1", "kind": "BGPAdvertisement",
+         "metadata": {"name": "ad"},
+         "spec": {"ipAddressPools": ["a"], "communities": ["vpn-only", "big", "99999:1"]}},
+        {"apiVersion": "metallb.io/v1beta1", "kind": "BGPAdvertisement",
+         "metadata": {"name": "all"}, "spec": {"communities": ["no-export"]}},
+    ]  # fmt: skip
+    out = convert(given, "kube-system", ["192.0.2.100"])
+    pools = valid(out.objects)["BGPLoadBalancer/default"]["spec"]["addressPools"]
+    assert pools[0]["advertisement"] == {
+        "communities": ["1234:1", "no-export"],
+        "largeCommunities": ["64512:1:2"],
+    }
+    assert pools[1]["advertisement"] == {"communities": ["no-export"]}
+    assert [w for w in out.warnings if "communities[2]" in w] == [
+        "BGPAdvertisement/ad: spec.communities[2]: '99999:1': both halves of a community "
+        "are at most 65535: left out"
+    ]

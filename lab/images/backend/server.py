@@ -3,7 +3,7 @@ client sees which Pod on which node served it. Standard library only."""
 
 import os
 import signal
-import sys
+import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 ANSWER = f"{os.environ.get('POD_NAME', '?')} on {os.environ.get('NODE_NAME', '?')}\n".encode()
@@ -20,6 +20,17 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
 
-# PID 1 of its container: no default action on SIGTERM, so exit on it explicitly.
-signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+GRACE = float(os.environ.get("GRACE_SECONDS", "3"))
+"""Seconds it keeps answering after SIGTERM, as a well-behaved backend (or a preStop
+sleep) does: the Pod's endpoint stops taking new connections on every node's
+kube-proxy within about a second, and requests already sent to it still get an
+answer. Without it an evicted Pod (kubectl drain) fails the requests in flight."""
+
+
+def _stop(*_: object) -> None:
+    # PID 1 of its container: no default action on SIGTERM, so exit on it explicitly.
+    threading.Timer(GRACE, lambda: os._exit(0)).start()
+
+
+signal.signal(signal.SIGTERM, _stop)
 ThreadingHTTPServer(("", int(os.environ.get("PORT", "8080"))), Handler).serve_forever()

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from ipaddress import IPv4Address
+from dataclasses import dataclass, field, replace
+from ipaddress import IPv4Address, IPv4Network
 
 from bgplb.agent.bfd import Timers
 from bgplb.agent.speaker.model import PathConfig, PeerConfig, SpeakerConfig, path_identifier
 from bgplb.api import BGPAdvertisedRouteSpec, BGPSessionSpec
+from bgplb.core.attributes import DRAINING, of_route
 
 ADD_PATH_SEND_MAX = 255
 SecretKey = tuple[str, str]
@@ -107,15 +108,25 @@ def bfd_sessions(
 def service_paths(
     routes: Iterable[BGPAdvertisedRouteSpec], add_path: bool
 ) -> frozenset[PathConfig]:
-    """One path per next hop with ADD-PATH (distinct identifiers), else one per prefix."""
-    paths = set()
+    """One path per next hop with ADD-PATH (distinct identifiers), else one per prefix,
+    with the route's attributes. Routes of Services sharing a VIP are one path: their
+    attributes combine (core/attributes.py), whatever order they are read in."""
+    paths: dict[tuple[IPv4Network, IPv4Address, int], PathConfig] = {}
     for route in routes:
         if route.service is None or not route.next_hops:
             continue
+        attributes = of_route(
+            route.communities, route.large_communities, route.as_path_prepend, route.metric
+        )
         hops = sorted(route.next_hops) if add_path else sorted(route.next_hops)[:1]
+        leaving = set(route.draining_next_hops or ())
         for hop in hops:
-            paths.add(PathConfig(route.prefix, hop, path_identifier(hop) if add_path else 0))
-    return frozenset(paths)
+            path = PathConfig(route.prefix, hop, path_identifier(hop) if add_path else 0)
+            own = attributes.with_(DRAINING) if hop in leaving else attributes
+            seen = paths.get(path.key)
+            merged = own if seen is None else seen.attributes.with_(own)
+            paths[path.key] = replace(path, attributes=merged)
+    return frozenset(paths.values())
 
 
 def advertisable(

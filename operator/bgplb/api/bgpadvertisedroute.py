@@ -8,6 +8,7 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import Field, PlainSerializer, WithJsonSchema
 
 from bgplb.api.common import ApiModel, Conditions, IPv4, Kind, PrinterColumn, Resource
+from bgplb.api.communities import Community, LargeCommunity
 
 IPv4Prefix = Annotated[
     ipaddress.IPv4Network,
@@ -43,6 +44,21 @@ class BGPAdvertisedRouteSpec(ApiModel):
     )
     """The nodes traffic for the prefix goes to (one path each with ADD-PATH)."""
     metric: int | None = Field(None, ge=0, le=4_294_967_295, description="MED, when set.")
+    draining_next_hops: list[IPv4] | None = Field(
+        None,
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+        description="Next hops leaving gracefully (a cordoned node): announced with the "
+        "GRACEFUL_SHUTDOWN community and the worst MED until withdrawn.",
+    )
+    communities: list[Community] | None = Field(
+        None, max_length=64, description="Standard communities sent with it, 'ASN:value'."
+    )
+    large_communities: list[LargeCommunity] | None = Field(
+        None, max_length=64, description="Large communities sent with it, 'ASN:value:value'."
+    )
+    as_path_prepend: int | None = Field(
+        None, ge=0, le=10, description="Extra copies of the cluster's ASN on its AS path."
+    )
     service: ServiceRef | None = Field(
         None, description="The Service whose VIP this is; unset for the control-plane VIP."
     )

@@ -17,6 +17,7 @@ from bgplb.api.common import (
     PrinterColumn,
     Resource,
 )
+from bgplb.api.communities import Community, LargeCommunity
 
 _OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _IPV4 = rf"{_OCTET}(\.{_OCTET}){{3}}"
@@ -95,6 +96,42 @@ PoolEntry = Annotated[
 ]
 
 
+class Advertisement(ApiModel):
+    """What a pool's VIPs are announced with (MetalLB's BGPAdvertisement, Cilium's
+    CiliumBGPAdvertisement attributes). There is no localPreference: LOCAL_PREF is
+    only exchanged inside an AS (iBGP, RFC 4271 5.1.5) and every session bgplb opens
+    is eBGP, so no router would see it; to make the ToRs prefer or avoid these
+    paths, use med or asPathPrepend."""
+
+    communities: list[Community] = Field(
+        default_factory=list,
+        max_length=32,
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+        description="Standard communities, 'ASN:value' or a well-known name (no-export, "
+        "no-advertise, no-export-subconfed, no-peer, blackhole, graceful-shutdown).",
+    )
+    large_communities: list[LargeCommunity] = Field(
+        default_factory=list,
+        max_length=32,
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+        description="Large communities (RFC 8092), 'ASN:value:value'.",
+    )
+    as_path_prepend: int = Field(
+        0,
+        ge=0,
+        le=10,
+        description="How many extra times the cluster's ASN is put on the AS path: "
+        "routers outside prefer shorter paths, so a standby site can prepend.",
+    )
+    med: int | None = Field(
+        None,
+        ge=0,
+        le=4_294_967_295,
+        description="MULTI_EXIT_DISC: among paths from the same neighbouring AS a "
+        "router prefers the lowest. Unset: not sent.",
+    )
+
+
 class ServiceAllocation(ApiModel):
     """Which Services may have an address from a pool, and in what order pools are
     tried (MetalLB's IPAddressPool serviceAllocation)."""
@@ -132,6 +169,10 @@ class AddressPool(ApiModel):
     """Which Services may use this pool, and its priority; absent: every Service,
     pools tried in the order listed. A Service asking for a pool or an address it may
     not use gets no VIP and an Event saying why."""
+    advertisement: Advertisement | None = None
+    """Attributes the pool's VIPs are announced with; a Service adds communities of
+    its own by annotation (networking.bgplb.io/communities, .../large-communities).
+    Absent: none (origin and next hop only)."""
 
 
 class ControlPlanePeer(ApiModel):
@@ -192,6 +233,16 @@ class BGPLoadBalancerSpec(ApiModel):
         "endpoint anywhere (it keeps the VIP), and advertise it again when one is ready: "
         "a route to a Service that cannot answer only black-holes its traffic. Off: "
         "advertised regardless, as MetalLB does.",
+    )
+    drain_seconds: int = Field(
+        30,
+        ge=0,
+        le=3600,
+        description="How long a cordoned node, or one labelled node.kubernetes.io/"
+        "exclude-from-external-load-balancers, stays a next hop announced with the "
+        "GRACEFUL_SHUTDOWN community (RFC 8326) and the worst MED before it is withdrawn: "
+        "routers move new flows off it at once while its path stays up. 0: withdrawn "
+        "at once.",
     )
     add_path: bool = Field(
         True,

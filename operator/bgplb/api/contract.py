@@ -27,12 +27,29 @@ ports overlap (MetalLB's `metallb.io/allow-shared-ip`, Cilium's
 `lbipam.cilium.io/sharing-key`)."""
 SHARING_KEY = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?")
 """What a sharing key may be (a label value's shape)."""
+COMMUNITIES_ANNOTATION = "networking.bgplb.io/communities"
+"""On a Service: standard communities its VIP carries besides its pool's,
+comma-separated ('65000:100,no-export')."""
+LARGE_COMMUNITIES_ANNOTATION = "networking.bgplb.io/large-communities"
+"""On a Service: large communities its VIP carries besides its pool's, comma-separated."""
 ALLOW_DELETE_ANNOTATION = "networking.bgplb.io/allow-delete"
 """`true` on a singleton: delete it although Services still use it."""
 NODE_LABEL = "networking.bgplb.io/node"
 """On a BGPSession: the node that runs it (`node_label_value`); agents select theirs."""
 TYPE_LABEL = "networking.bgplb.io/type"
 """On a BGPSession: Service or ControlPlane."""
+
+EXCLUDE_LABEL = "node.kubernetes.io/exclude-from-external-load-balancers"
+"""On a Node (Kubernetes' own label, any value): take it out of load balancing. It
+leaves the next hops gracefully, as a cordoned node does (`draining`)."""
+
+
+def draining(node: Mapping[str, Any]) -> bool:
+    """A node that is to leave the next hops gracefully: cordoned (kubectl cordon or
+    drain) or labelled EXCLUDE_LABEL."""
+    labels = (node.get("metadata") or {}).get("labels") or {}
+    return bool((node.get("spec") or {}).get("unschedulable")) or EXCLUDE_LABEL in labels
+
 
 # --- the node Leases ------------------------------------------------------------------
 

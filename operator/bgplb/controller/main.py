@@ -27,7 +27,7 @@ from typing import Any
 import kopf
 
 from bgplb.api import GROUP, VERSION
-from bgplb.api.contract import is_ours, lease_node
+from bgplb.api.contract import draining, is_ours, lease_node
 from bgplb.controller import metrics
 from bgplb.controller.prune import orphan_leases
 from bgplb.controller.reconcile import WRITES_IN_FLIGHT, Reconciler
@@ -110,6 +110,10 @@ class Controller:
                 self.observe(getattr(self.state, OURS[kind]), meta["name"], event)
         elif kind == "nodes":
             self.observe(self.state.nodes, meta["name"], event)
+            if event.get("type") == "DELETED" or not draining(obj):
+                self.state.drain_seen.pop(meta["name"], None)
+            else:
+                self.state.drain_seen.setdefault(meta["name"], time.monotonic())
         elif kind == "leases":
             if meta.get("namespace") == self.namespace and lease_node(meta["name"]) is not None:
                 self.observe_lease(event)
@@ -199,8 +203,10 @@ class Controller:
                 continue  # writes would fail, or judge nodes on what it could not see
             # A Lease going orphan is, like expiry, the absence of events.
             orphans = orphan_leases(self.state, time.monotonic(), self.lease_expiry)
-            again_at = self.reconciler.again_at
-            due = again_at is not None and time.monotonic() >= again_at
+            due = any(
+                at is not None and time.monotonic() >= at
+                for at in (self.reconciler.again_at, self.reconciler.drain_at)
+            )
             if not self.trigger.is_set() and live == self._live and not orphans and not due:
                 continue
             await asyncio.sleep(self.debounce)

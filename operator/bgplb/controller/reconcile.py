@@ -28,6 +28,7 @@ from bgplb.controller.events import EventLimiter, event_name, next_hop_changes
 from bgplb.controller.prune import orphan_leases
 from bgplb.controller.snapshot import (
     ClusterState,
+    drain_deadline,
     in_force,
     observed_generations,
     observed_live,
@@ -146,6 +147,8 @@ class Reconciler:
     paced: Bounded | None = None
     """The last plan's withdrawals, when some were put off."""
     again_at: float | None = None
+    drain_at: float | None = None
+    """When the next draining node's drain period ends: a pass then withdraws it."""
     withdrawals: Window | None = None
     refused: dict[str, str] = field(default_factory=dict)
     """Writes the API server refused in the last pass: object → why."""
@@ -214,6 +217,8 @@ class Reconciler:
             if changed and raw_lb is not None:
                 await self.post_event(raw_lb, "Normal", "NextHopsChanged", changed)
         self.previous = desired
+        lb = snapshot.load_balancer
+        self.drain_at = drain_deadline(self.state, now, lb.drain_seconds) if lb else None
         self.guard = guarded
         self.config_seen = config
         metrics.RECONCILE_SECONDS.observe(time.perf_counter() - started)
@@ -616,11 +621,13 @@ class Reconciler:
                     f"node{'s' if len(route.next_hops) != 1 else ''}"
                 )
                 kind, reason = "Normal", "Advertising"
+                if problem:  # advertised, but not quite as asked (a bad community)
+                    message, kind = f"{message}; {problem}", "Warning"
             else:
                 message, kind, reason = problem or "not advertised", "Warning", "NotAdvertised"
             # Said when the Service's own state changes, not when its next hops do
             # (one node flap would be an Event per Service: said once, above).
-            about = (reason, str(vip) if route is not None else message)
+            about = (reason, f"{vip} {problem or ''}" if route is not None else message)
             if self.announced.get(key) != about:
                 # After a restart the first pass only learns what stands, so a restart
                 # posts no Events about things that did not change.

@@ -37,10 +37,11 @@ from bgplb.api.contract import (
     selector_of,
     sharing_key,
 )
+from bgplb.core.attributes import from_annotations
 from bgplb.core.local_asn import local_asn_of
 from bgplb.core.plan import DesiredState
 from bgplb.core.routes import Route
-from bgplb.core.snapshot import Node, Peer, Service, ServiceKey, Snapshot
+from bgplb.core.snapshot import Drain, Node, Peer, Service, ServiceKey, Snapshot
 from bgplb.core.validate import Config, check_against, check_object
 
 JSON = Mapping[str, Any]
@@ -60,6 +61,9 @@ class ClusterState:
     leases: dict[str, JSON] = field(default_factory=dict)
     lease_seen: dict[str, float] = field(default_factory=dict)
     """Lease name → monotonic time the controller last saw it renewed."""
+    drain_seen: dict[str, float] = field(default_factory=dict)
+    """Node name → monotonic time the controller first saw it cordoned or excluded
+    (after a restart: first seen again, so a drain only ever lasts longer)."""
     services: dict[ServiceKey, JSON] = field(default_factory=dict)
     endpoint_slices: dict[str, JSON] = field(default_factory=dict)
     """'namespace/name' of the slice → slice."""
@@ -75,7 +79,22 @@ def _internal_ip(node: JSON) -> IPv4Address | None:
     return None
 
 
-def node_from(node: JSON, lease: JSON | None, live: bool) -> Node | None:
+def drain_of(state: ClusterState, name: str, now: float, seconds: float) -> Drain:
+    since = state.drain_seen.get(name)
+    if since is None:
+        return Drain.ACTIVE
+    return Drain.DRAINED if now - since >= seconds else Drain.DRAINING
+
+
+def drain_deadline(state: ClusterState, now: float, seconds: float) -> float | None:
+    """When the next draining node is due to be withdrawn (None: none draining)."""
+    due = [since + seconds for since in state.drain_seen.values() if since + seconds > now]
+    return min(due, default=None)
+
+
+def node_from(
+    node: JSON, lease: JSON | None, live: bool, drain: Drain = Drain.ACTIVE
+) -> Node | None:
     name = node["metadata"]["name"]
     internal = _internal_ip(node)
     addresses: list[IPv4Interface] = []
@@ -97,6 +116,7 @@ def node_from(node: JSON, lease: JSON | None, live: bool) -> Node | None:
         live,
         holding=holding[1] if holding else frozenset(),
         holding_epoch=holding[0] if holding else None,
+        drain=drain,
     )
 
 
@@ -106,6 +126,7 @@ def _service(
     spec, meta = svc.get("spec", {}), svc["metadata"]
     if spec.get("type") != "LoadBalancer":
         return None
+    attributes, errors = from_annotations(meta.get("annotations") or {})
     return Service(
         namespace=meta["namespace"],
         name=meta["name"],
@@ -120,6 +141,8 @@ def _service(
         ports=ports_of(svc),
         selector=selector_of(svc),
         labels=dict(meta.get("labels") or {}),
+        attributes=attributes,
+        attribute_errors=tuple(f"{field}: {why}" for field, why in errors),
     )
 
 
@@ -200,6 +223,16 @@ def _refused(res: Resource, config: Config, problems: list[str]) -> bool:
     return bool(errors)
 
 
+def _nodes(state: ClusterState, live: frozenset[str], now: float, drain: float) -> list[Node]:
+    nodes = []
+    for name, raw in sorted(state.nodes.items()):
+        lease = state.leases.get(lease_name(name))
+        node = node_from(raw, lease, name in live, drain_of(state, name, now, drain))
+        if node is not None:
+            nodes.append(node)
+    return nodes
+
+
 def snapshot_from(
     state: ClusterState,
     now: float,
@@ -236,11 +269,7 @@ def snapshot_from(
             lb = None
         else:
             lb = lb.model_copy(update={"spec": lb.spec.model_copy(update={"local_asn": asn})})
-    nodes = []
-    for name, raw in sorted(state.nodes.items()):
-        node = node_from(raw, state.leases.get(lease_name(name)), name in live)
-        if node is not None:
-            nodes.append(node)
+    nodes = _nodes(state, live, now, lb.spec.drain_seconds if lb is not None else 0)
     ready = endpoint_nodes(state.endpoint_slices.values())
     counts = ready_endpoints(state.endpoint_slices.values())
     services = []

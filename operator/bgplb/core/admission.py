@@ -28,6 +28,7 @@ from bgplb.api.contract import (
     vips_of,
 )
 from bgplb.core import sharing
+from bgplb.core.attributes import from_annotations
 from bgplb.core.pools import Pool
 from bgplb.core.validate import (
     Config,
@@ -178,6 +179,8 @@ def review_service(svc: JSON, ctx: Context) -> Decision:
     elif pool_name in pools and (why := pools[pool_name].refuses(namespace, labels)):
         errors.append(FieldError(annotation_path, why))
     errors += _sharing_key_errors(meta)
+    _, bad = from_annotations(meta.get("annotations") or {})
+    errors += [FieldError(path, why) for path, why in bad]
     text = spec.get("loadBalancerIP")
     if not text:
         return Decision(not errors, errors)

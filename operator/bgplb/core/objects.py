@@ -35,8 +35,16 @@ def route_spec(route: Route) -> BGPAdvertisedRouteSpec:
     if route.service is not None:
         namespace, _, name = route.service.partition("/")
         service = ServiceRef(namespace=namespace, name=name)
+    a = route.attributes
     return BGPAdvertisedRouteSpec(
-        prefix=route.prefix, next_hops=list(route.next_hops), service=service
+        prefix=route.prefix,
+        next_hops=list(route.next_hops),
+        service=service,
+        metric=a.med,
+        communities=a.community_texts() or None,
+        large_communities=a.large_community_texts() or None,
+        as_path_prepend=a.as_path_prepend or None,
+        draining_next_hops=list(route.draining) or None,
     )
 
 

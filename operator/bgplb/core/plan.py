@@ -16,7 +16,7 @@ from bgplb.api import BGPLoadBalancerSpec, BGPSessionSpec
 from bgplb.core.floating import Placement, hand_over, place_floating_ips
 from bgplb.core.local_asn import local_asn_of
 from bgplb.core.pools import Pool
-from bgplb.core.routes import Route, load_balancer_nodes, plan_routes
+from bgplb.core.routes import Route, load_balancer_nodes, plan_routes, with_attributes
 from bgplb.core.sessions import (
     data_plane_peers,
     plan_control_plane_sessions,
@@ -103,16 +103,25 @@ def plan(snapshot: Snapshot) -> DesiredState:
         load=Counter(),
         withdraw_without_endpoints=lb.withdraw_without_endpoints,
     )
+    pools = _pools(lb)
     return DesiredState(
         floating_ips=placement,
         sessions=dict(sorted(sessions.items())),
         session_shortfalls=shortfalls,
         vips=vip_plan.vips,
-        routes=route_plan.routes,
-        service_problems=_merge(vip_plan.problems, route_plan.problems),
+        routes=with_attributes(route_plan.routes, services, pools.values()),
+        service_problems=_merge(
+            vip_plan.problems, route_plan.problems, _attribute_problems(services)
+        ),
         control_plane_route=_control_plane_route(lb, sessions.values()),
         problems=tuple(problems),
     )
+
+
+def _attribute_problems(services: Iterable[Service]) -> dict[ServiceKey, str]:
+    return {
+        s.key: "left out: " + "; ".join(s.attribute_errors) for s in services if s.attribute_errors
+    }
 
 
 def _merge(*problems: Mapping[ServiceKey, str]) -> dict[ServiceKey, str]:
@@ -186,7 +195,9 @@ def replan_services(
     )
     vips.update(vip_plan.vips)
     routes.update(route_plan.routes)
-    problems.update(_merge(vip_plan.problems, route_plan.problems))
+    problems.update(_merge(vip_plan.problems, route_plan.problems, _attribute_problems(services)))
+    # A changed Service's communities reach every route of its VIP (sharing).
+    routes = with_attributes(routes, ours, _pools(lb).values())
     return replace(previous, vips=vips, routes=routes, service_problems=problems)
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Container, Iterator, Mapping
 from dataclasses import dataclass
 
-from bgplb.api.bgploadbalancer import AddressPool, parse_pool_entry
+from bgplb.api.bgploadbalancer import AddressPool, Advertisement, parse_pool_entry
+from bgplb.core.attributes import NONE, Attributes
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +22,8 @@ class Pool:
     """Empty: any namespace."""
     service_selector: tuple[tuple[str, str], ...] = ()
     """Empty: any Service."""
+    attributes: Attributes = NONE
+    """What its VIPs are announced with."""
 
     @classmethod
     def from_api(cls, pool: AddressPool) -> Pool:
@@ -34,6 +37,7 @@ class Pool:
             priority=scope.priority if scope else None,
             namespaces=frozenset(scope.namespaces) if scope else frozenset(),
             service_selector=tuple(sorted(scope.service_selector.items())) if scope else (),
+            attributes=_attributes(pool.advertisement),
         )
 
     def refuses(self, namespace: str, labels: Mapping[str, str]) -> str | None:
@@ -80,3 +84,14 @@ def _merge(ranges: list[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
         else:
             merged.append((first, last))
     return tuple(merged)
+
+
+def _attributes(advertisement: Advertisement | None) -> Attributes:
+    if advertisement is None:
+        return NONE
+    return Attributes.parse(
+        advertisement.communities,
+        advertisement.large_communities,
+        advertisement.as_path_prepend,
+        advertisement.med,
+    )

@@ -6,10 +6,12 @@ import hashlib
 import heapq
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from ipaddress import IPv4Address, IPv4Network
 
-from bgplb.core.snapshot import Node, Service, ServiceKey
+from bgplb.core.attributes import NONE, Attributes
+from bgplb.core.pools import Pool
+from bgplb.core.snapshot import Drain, Node, Service, ServiceKey
 
 ROUTE_NAME_PREFIX = "default-"
 CONTROL_PLANE_ROUTE = "control-plane-vip"
@@ -21,6 +23,9 @@ class Route:
     next_hops: tuple[IPv4Address, ...]
     """Sorted. Shared between routes where equal: with ADD-PATH most routes have the same."""
     service: ServiceKey | None = None
+    attributes: Attributes = NONE
+    draining: tuple[IPv4Address, ...] = ()
+    """Next hops leaving gracefully (announced with GRACEFUL_SHUTDOWN, worst MED)."""
 
 
 @dataclass(frozen=True)
@@ -30,9 +35,16 @@ class RoutePlan:
 
 
 def load_balancer_nodes(nodes: Iterable[Node], selector: Mapping[str, str]) -> list[Node]:
-    """Ready nodes the selector picks, by IP: the candidates for next hops."""
+    """Ready nodes the selector picks, by IP: the candidates for next hops. Drained
+    nodes are not, unless every candidate is draining or drained: then they all stay,
+    draining — a cordon of every node must not withdraw every VIP."""
     wanted = selector.items()
-    return sorted((n for n in nodes if n.ready and wanted <= n.labels.items()), key=lambda n: n.ip)
+    picked = sorted(
+        (n for n in nodes if n.ready and wanted <= n.labels.items()), key=lambda n: n.ip
+    )
+    if any(n.drain is Drain.ACTIVE for n in picked):
+        return [n for n in picked if n.drain is not Drain.DRAINED]
+    return [n if n.drain is Drain.DRAINING else replace(n, drain=Drain.DRAINING) for n in picked]
 
 
 def _eligible(
@@ -76,6 +88,9 @@ def plan_routes(
     """
     all_hops = tuple(n.ip for n in lb_nodes)
     by_name = {n.name: n.ip for n in lb_nodes}
+    draining = frozenset(n.ip for n in lb_nodes if n.drain is Drain.DRAINING)
+    # Without ADD-PATH a VIP's one next hop is an active node whenever there is one.
+    active_hops = tuple(ip for ip in all_hops if ip not in draining) or all_hops
     routes: dict[ServiceKey, Route] = {}
     problems: dict[ServiceKey, str] = {}
     pending: list[tuple[Service, tuple[IPv4Address, ...]]] = []
@@ -99,24 +114,25 @@ def plan_routes(
             shared[vip] = hops
             continue
         now = current.get(svc.key, ())
-        if len(now) == 1 and now[0] in hops:
+        usable = tuple(ip for ip in hops if ip not in draining) or hops
+        if len(now) == 1 and now[0] in usable:
             routes[svc.key] = Route(prefix, now, svc.key)
             load[now[0]] += 1
             shared[vip] = now
         else:
-            pending.append((svc, hops))
+            pending.append((svc, usable))
 
     # Least loaded first, ties by IP. A lazy heap: loads only grow, so an entry is
     # never above its node's load; a stale top is refreshed until the top is exact,
     # and then it is the minimum. Each pick is O(log nodes) for 10,000s of VIPs.
-    heap = [(load[ip], ip) for ip in all_hops]
+    heap = [(load[ip], ip) for ip in active_hops]
     heapq.heapify(heap)
     for svc, hops in pending:
         vip = vips[svc.key]
         if vip in shared:
             routes[svc.key] = Route(IPv4Network(vip), shared[vip], svc.key)
             continue
-        if hops is all_hops:
+        if hops == active_hops:
             while heap[0][0] != load[heap[0][1]]:
                 heapq.heapreplace(heap, (load[heap[0][1]], heap[0][1]))
             chosen = heap[0][1]
@@ -125,7 +141,43 @@ def plan_routes(
         load[chosen] += 1
         routes[svc.key] = Route(IPv4Network(vip), (chosen,), svc.key)
         shared[vip] = (chosen,)
-    return RoutePlan(routes=routes, problems=problems)
+    return RoutePlan(routes=_mark_draining(routes, draining), problems=problems)
+
+
+def _mark_draining(
+    routes: dict[ServiceKey, Route], draining: frozenset[IPv4Address]
+) -> dict[ServiceKey, Route]:
+    for key, route in routes.items():
+        if leaving := tuple(ip for ip in route.next_hops if ip in draining):
+            routes[key] = replace(route, draining=leaving)
+    return routes
+
+
+def with_attributes(
+    routes: Mapping[ServiceKey, Route],
+    services: Iterable[Service],
+    pools: Iterable[Pool],
+) -> dict[ServiceKey, Route]:
+    """Each route with what its UPDATE carries: its pool's attributes and those of
+    every Service on its VIP (a shared VIP is one path, so its Services' communities
+    add up: core/attributes.py)."""
+    by_key = {s.key: s for s in services}
+    ordered = sorted(pools, key=lambda p: p.order)
+    per_vip: dict[IPv4Network, Attributes] = {}
+    for key, route in routes.items():
+        svc = by_key.get(key)
+        if route.prefix not in per_vip:
+            address = int(route.prefix.network_address)
+            pool = next((p for p in ordered if address in p), None)
+            per_vip[route.prefix] = pool.attributes if pool else NONE
+        if svc is not None:
+            per_vip[route.prefix] = per_vip[route.prefix].with_(svc.attributes)
+    return {
+        key: route
+        if route.attributes == (a := per_vip[route.prefix])
+        else replace(route, attributes=a)
+        for key, route in routes.items()
+    }
 
 
 def route_names(keys: Iterable[ServiceKey]) -> dict[ServiceKey, str]:

@@ -8,15 +8,28 @@ which is what makes plans stable.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface
 
 from bgplb.api import BGPLoadBalancerSpec, BGPPeerSpec, NetworkGatewayGroupSpec
 from bgplb.api.contract import LOAD_BALANCER_CLASS
+from bgplb.core.attributes import NONE, Attributes
 
 ServiceKey = str
 """'namespace/name'."""
+
+
+class Drain(enum.Enum):
+    """Where a node is in leaving the next hops gracefully (core/routes.py)."""
+
+    ACTIVE = "active"
+    DRAINING = "draining"
+    """Still a next hop, announced with GRACEFUL_SHUTDOWN and the worst MED: routers
+    stop sending it new flows while the path stays up."""
+    DRAINED = "drained"
+    """Withdrawn: its drain period is over."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +45,7 @@ class Node:
     """Floating IPs its agent says (in its Lease) are plumbed on it."""
     holding_epoch: int | None = None
     """The placement epoch that `holding` reflects (None: the agent does not say)."""
+    drain: Drain = Drain.ACTIVE
 
     @property
     def ip(self) -> IPv4Address:
@@ -71,6 +85,10 @@ class Service:
     """spec.selector, sorted: Local Services share a VIP only with the same Pods."""
     labels: Mapping[str, str] = field(default_factory=dict)
     """Its labels: an address pool may serve only some (serviceAllocation)."""
+    attributes: Attributes = NONE
+    """Communities of its own (annotations), added to its pool's."""
+    attribute_errors: tuple[str, ...] = ()
+    """Why some of its annotated communities are left out."""
 
     @property
     def key(self) -> ServiceKey:

@@ -27,6 +27,7 @@ from bgplb.agent.speaker.stubs import attribute_pb2 as attr
 from bgplb.agent.speaker.stubs import gobgp_pb2 as api
 from bgplb.agent.speaker.stubs import gobgp_pb2_grpc as api_grpc
 from bgplb.api.bgpsession import SESSION_STATES, SessionState
+from bgplb.core.attributes import Attributes
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +99,27 @@ def peer_config(peer: Any) -> PeerConfig:
     )
 
 
-def path_message(p: PathConfig) -> Any:
+def path_message(p: PathConfig, asn: int) -> Any:
+    """`asn`: the speaker's own, which an AS-path prepend repeats (gobgpd adds it once
+    more itself towards eBGP peers)."""
+    a = p.attributes
+    pattrs = [
+        _pack(attr.OriginAttribute(origin=0)),  # IGP
+        _pack(attr.NextHopAttribute(next_hop=str(p.next_hop))),
+    ]
+    if a.as_path_prepend:
+        segment = attr.AsSegment(type=attr.AsSegment.AS_SEQUENCE, numbers=[asn] * a.as_path_prepend)
+        pattrs.append(_pack(attr.AsPathAttribute(segments=[segment])))
+    if a.med is not None:
+        pattrs.append(_pack(attr.MultiExitDiscAttribute(med=a.med)))
+    if a.communities:
+        pattrs.append(_pack(attr.CommunitiesAttribute(communities=list(a.communities))))
+    if a.large_communities:
+        large = [
+            attr.LargeCommunity(global_admin=g, local_data1=l1, local_data2=l2)
+            for g, l1, l2 in a.large_communities
+        ]
+        pattrs.append(_pack(attr.LargeCommunitiesAttribute(communities=large)))
     return api.Path(
         family=IPV4_UNICAST,
         nlri=_pack(
@@ -106,10 +127,7 @@ def path_message(p: PathConfig) -> Any:
                 prefix=str(p.prefix.network_address), prefix_len=p.prefix.prefixlen
             )
         ),
-        pattrs=[
-            _pack(attr.OriginAttribute(origin=0)),  # IGP
-            _pack(attr.NextHopAttribute(next_hop=str(p.next_hop))),
-        ],
+        pattrs=pattrs,
         identifier=p.identifier,
     )
 
@@ -117,12 +135,12 @@ def path_message(p: PathConfig) -> Any:
 PATHS_PER_MESSAGE = 1000
 
 
-def _path_stream(added: list[PathConfig], withdrawn: list[PathConfig]) -> list[Any]:
+def _path_stream(added: list[PathConfig], withdrawn: list[PathConfig], asn: int) -> list[Any]:
     """All path changes of one apply as one AddPathStream: adds first, so a prefix
     whose next hops change is never absent; withdrawals ride the same stream."""
-    paths = [path_message(p) for p in added]
+    paths = [path_message(p, asn) for p in added]
     for p in withdrawn:
-        message = path_message(p)
+        message = path_message(p, asn)
         message.is_withdraw = True
         paths.append(message)
     return [
@@ -139,14 +157,33 @@ def path_config(path: Any) -> PathConfig | None:
     if not path.nlri.Unpack(prefix):
         return None
     next_hop = None
+    prepend, med = 0, None
+    communities: list[int] = []
+    large: list[tuple[int, int, int]] = []
     for packed in path.pattrs:
-        hop = attr.NextHopAttribute()
+        hop, as_path = attr.NextHopAttribute(), attr.AsPathAttribute()
+        disc, comms, lcomms = (
+            attr.MultiExitDiscAttribute(),
+            attr.CommunitiesAttribute(),
+            attr.LargeCommunitiesAttribute(),
+        )
         if packed.Unpack(hop):
             next_hop = IPv4Address(hop.next_hop)
+        elif packed.Unpack(as_path):
+            prepend = sum(len(s.numbers) for s in as_path.segments)
+        elif packed.Unpack(disc):
+            med = disc.med
+        elif packed.Unpack(comms):
+            communities += comms.communities
+        elif packed.Unpack(lcomms):
+            large += [(c.global_admin, c.local_data1, c.local_data2) for c in lcomms.communities]
     if next_hop is None:
         return None
     return PathConfig(
-        IPv4Network(f"{prefix.prefix}/{prefix.prefix_len}"), next_hop, path.identifier
+        IPv4Network(f"{prefix.prefix}/{prefix.prefix_len}"),
+        next_hop,
+        path.identifier,
+        Attributes.of(communities, large, prepend, med),
     )
 
 
@@ -270,9 +307,12 @@ class GoBGPSpeaker:
             changes += 1
 
         added = sorted(desired.paths - held.paths)
-        withdrawn = sorted(held.paths - desired.paths)
+        # A path re-added with new attributes replaces itself (same identifier): its
+        # old version must not be withdrawn after it.
+        replaced = {p.key for p in added}
+        withdrawn = sorted(p for p in held.paths - desired.paths if p.key not in replaced)
         if added or withdrawn:
-            await self._stub.AddPathStream(_path_stream(added, withdrawn))
+            await self._stub.AddPathStream(_path_stream(added, withdrawn, desired.asn))
             changes += len(added) + len(withdrawn)
         self._held = desired
         return changes

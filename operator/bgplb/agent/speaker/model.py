@@ -9,6 +9,7 @@ from ipaddress import IPv4Address, IPv4Network
 from typing import Protocol
 
 from bgplb.api.bgpsession import SessionState
+from bgplb.core.attributes import NONE, Attributes
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +61,14 @@ class PathConfig:
     next_hop: IPv4Address
     identifier: int = 0
     """ADD-PATH path identifier; distinct per next hop of a prefix (0 without ADD-PATH)."""
+    attributes: Attributes = NONE
+    """Communities, prepend, MED: a change re-sends the path under the same identifier
+    (an implicit replace on the wire, never a withdrawal)."""
+
+    @property
+    def key(self) -> tuple[IPv4Network, IPv4Address, int]:
+        """What identifies the path on the wire; `attributes` only describe it."""
+        return (self.prefix, self.next_hop, self.identifier)
 
 
 def path_identifier(next_hop: IPv4Address) -> int:

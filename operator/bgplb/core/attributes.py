@@ -1,0 +1,136 @@
+"""What a VIP's UPDATE carries besides its next hop: communities, large communities,
+AS-path prepending and MED; and the one rule for combining them (a pool's with a
+Service's, Services sharing a VIP)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from bgplb.api.communities import (
+    GRACEFUL_SHUTDOWN,
+    CommunityError,
+    format_community,
+    format_large_community,
+    parse_community,
+    parse_large_community,
+    parse_list,
+)
+from bgplb.api.contract import COMMUNITIES_ANNOTATION, LARGE_COMMUNITIES_ANNOTATION
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Attributes:
+    """A path's attributes besides origin and next hop. Sorted and deduplicated, so
+    equal attributes compare equal (the speaker re-sends a path only when they change)."""
+
+    communities: tuple[int, ...] = ()
+    large_communities: tuple[tuple[int, int, int], ...] = ()
+    as_path_prepend: int = 0
+    """How many extra times the speaker's own ASN precedes the path."""
+    med: int | None = None
+
+    @classmethod
+    def of(
+        cls,
+        communities: Iterable[int] = (),
+        large_communities: Iterable[tuple[int, int, int]] = (),
+        as_path_prepend: int = 0,
+        med: int | None = None,
+    ) -> Attributes:
+        return cls(
+            tuple(sorted(set(communities))),
+            tuple(sorted(set(large_communities))),
+            as_path_prepend,
+            med,
+        )
+
+    @classmethod
+    def parse(
+        cls,
+        communities: Iterable[str] = (),
+        large_communities: Iterable[str] = (),
+        as_path_prepend: int = 0,
+        med: int | None = None,
+    ) -> Attributes:
+        return cls.of(
+            (parse_community(c) for c in communities),
+            (parse_large_community(c) for c in large_communities),
+            as_path_prepend,
+            med,
+        )
+
+    def with_(self, other: Attributes) -> Attributes:
+        """Both together: what a VIP carries when a pool's and a Service's attributes
+        apply, or several Services share it. Communities add up; the longer prepend
+        and the higher (worse) MED win, so sharing never makes a path more preferred
+        than one of its Services asked for."""
+        meds = [m for m in (self.med, other.med) if m is not None]
+        return Attributes.of(
+            self.communities + other.communities,
+            self.large_communities + other.large_communities,
+            max(self.as_path_prepend, other.as_path_prepend),
+            max(meds) if meds else None,
+        )
+
+    def community_texts(self) -> list[str]:
+        return [format_community(c) for c in self.communities]
+
+    def large_community_texts(self) -> list[str]:
+        return [format_large_community(c) for c in self.large_communities]
+
+
+NONE = Attributes()
+DRAIN_MED = 4_294_967_294
+"""The worst MED a router still uses (some treat 4294967295 as unreachable)."""
+DRAINING = Attributes.of([GRACEFUL_SHUTDOWN], med=DRAIN_MED)
+"""Added to a path whose next hop is leaving gracefully (RFC 8326): routers that
+honour GRACEFUL_SHUTDOWN lower its preference, and the worst MED does the same on
+those that do not (paths from one AS compare MEDs), so new flows go elsewhere while
+the path stays up as a fallback."""
+
+
+def from_annotations(annotations: Mapping[str, Any]) -> tuple[Attributes, list[tuple[str, str]]]:
+    """A Service's own communities, and (field, reason) for each entry that is not
+    one. The webhook refuses those; the controller advertises without them and says
+    why in an Event, so a bad annotation never withdraws a working VIP."""
+    communities: list[int] = []
+    large: list[tuple[int, int, int]] = []
+    errors: list[tuple[str, str]] = []
+    for name, parse, out in (
+        (COMMUNITIES_ANNOTATION, parse_community, communities),
+        (LARGE_COMMUNITIES_ANNOTATION, parse_large_community, large),
+    ):
+        value = annotations.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            errors.append((f"metadata.annotations[{name}]", "not a string"))
+            continue
+        for text in parse_list(value):
+            try:
+                out.append(parse(text))  # type: ignore[arg-type]
+            except CommunityError as e:
+                errors.append((f"metadata.annotations[{name}]", str(e)))
+    return Attributes.of(communities, large), errors
+
+
+def of_route(
+    communities: Iterable[str] | None,
+    large_communities: Iterable[str] | None,
+    as_path_prepend: int | None,
+    med: int | None,
+) -> Attributes:
+    """A BGPAdvertisedRoute's attributes. The CRD refuses what does not parse; an
+    entry that slips past it anyway is left out rather than the route."""
+    good: list[int] = []
+    for text in communities or ():
+        with contextlib.suppress(CommunityError):
+            good.append(parse_community(text))
+    large: list[tuple[int, int, int]] = []
+    for text in large_communities or ():
+        with contextlib.suppress(CommunityError):
+            large.append(parse_large_community(text))
+    return Attributes.of(good, large, as_path_prepend or 0, med)
