@@ -181,6 +181,21 @@ def test_a_pools_attributes_and_a_services_communities_reach_both_tors(lab: Lab)
         )
         route = lab.get_json("bgpadvertisedroute", "-n", NAMESPACE, "default-default-marked")
         assert route["spec"]["communities"] == ["65000:7", "65000:100", "65535:65281"]
+        # Aggregated: the /31 holding the VIP replaces the /32, with the same attributes.
+        marked["advertisement"]["aggregationLength"] = 31
+        lab.kubectl(
+            "patch", "bgploadbalancer", "default", "-n", NAMESPACE, "--type=merge",
+            "-p", json.dumps({"spec": {"addressPools": [*before, marked]}}),
+        )  # fmt: skip
+        block = "203.0.113.12/31"
+        wait_for(
+            "the /31 on both ToRs instead of the /32",
+            lambda: (
+                attributes_on_tors(lab, block) == {"frr": {wanted}, "bird": {wanted}}
+                and attributes_on_tors(lab, address) == {"frr": set(), "bird": set()}
+            ),
+            timeout=30,
+        )
         bad = service("marked-bad")
         bad["metadata"]["annotations"] = {"networking.bgplb.io/communities": "65000:70000"}
         with pytest.raises(RuntimeError, match=r"networking\.bgplb\.io/communities"):
@@ -193,6 +208,10 @@ def test_a_pools_attributes_and_a_services_communities_reach_both_tors(lab: Lab)
             "-p", json.dumps(restore),
         )  # fmt: skip
     on_tors(lab, address, False)
+    wait_for(
+        "the /31 gone from both ToRs",
+        lambda: attributes_on_tors(lab, "203.0.113.12/31") == {"frr": set(), "bird": set()},
+    )
 
 
 def test_the_labs_own_config_as_an_anthos_cluster_converts_to_what_the_api_accepts(

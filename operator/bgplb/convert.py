@@ -308,9 +308,9 @@ def _peer(
     return peer
 
 
-Advertised = tuple[list[str] | None, list[str], list[str]]
+Advertised = tuple[list[str] | None, list[str], list[str], int]
 """The pools an advertisement names (None: every pool), its standard and its large
-communities."""
+communities, its aggregation length."""
 
 
 def _aliases(docs: list[Mapping[str, Any]]) -> dict[str, str]:
@@ -345,9 +345,10 @@ def _advertisement(
         names: list[str] | None = []  # which pools a selector picks is not known here
     else:
         names = list(spec.get("ipAddressPools") or []) or None
-    if spec.get("aggregationLength", 32) != 32:
-        out.warn(doc, "spec.aggregationLength",
-                 "aggregation is not carried over yet: each VIP is a /32")  # fmt: skip
+    length = spec.get("aggregationLength", 32)
+    if not isinstance(length, int) or not 1 <= length <= 32:
+        out.warn(doc, "spec.aggregationLength", f"{length!r} is not a prefix length: left out")
+        length = 32
     for key, why in (
         (
             "localPref",
@@ -360,7 +361,7 @@ def _advertisement(
     ):
         if spec.get(key):
             out.warn(doc, f"spec.{key}", why)
-    return names, standard, large
+    return names, standard, large, length
 
 
 def _apply_advertisements(pools: list[JSON], advertised: list[Advertised]) -> None:
@@ -369,16 +370,22 @@ def _apply_advertisements(pools: list[JSON], advertised: list[Advertised]) -> No
     for pool in pools:
         standard: list[str] = []
         large: list[str] = []
-        for names, s, lg in advertised:
+        lengths = {32}
+        for names, s, lg, length in advertised:
             if names is None or pool["name"] in names:
                 standard += [c for c in s if c not in standard]
                 large += [c for c in lg if c not in large]
-        if standard or large:
-            ad: JSON = {}
-            if standard:
-                ad["communities"] = standard
-            if large:
-                ad["largeCommunities"] = large
+                lengths.add(length)
+        ad: JSON = {}
+        if standard:
+            ad["communities"] = standard
+        if large:
+            ad["largeCommunities"] = large
+        if len(lengths) > 1:
+            # The shortest asked for; `bgplb validate` says if the pool is not made of
+            # whole blocks of it.
+            ad["aggregationLength"] = min(lengths)
+        if ad:
             pool["advertisement"] = ad
 
 

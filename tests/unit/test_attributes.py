@@ -10,7 +10,7 @@ from ipaddress import IPv4Address, IPv4Network
 import pytest
 from pydantic import ValidationError
 
-from bgplb.agent.desired import service_paths
+from bgplb.agent.desired import advertisable, service_paths
 from bgplb.agent.speaker.gobgp import path_config, path_message
 from bgplb.agent.speaker.model import PathConfig
 from bgplb.api import BGPAdvertisedRouteSpec
@@ -20,8 +20,9 @@ from bgplb.core.admission import review
 from bgplb.core.attributes import Attributes, from_annotations, of_route
 from bgplb.core.objects import route_spec
 from bgplb.core.plan import plan, replan_services, with_decisions
-from bgplb.core.snapshot import Service
-from bgplb_lab.manifests import service
+from bgplb.core.snapshot import Service, Snapshot
+from bgplb.core.validate import validate
+from bgplb_lab.manifests import load_balancer, service
 from tests.unit.test_admission import ctx, request
 from tests.unit.test_plan import snapshot
 
@@ -211,3 +212,78 @@ def test_a_route_object_entry_that_does_not_parse_is_left_out_not_the_route() ->
     assert of_route(["65000:1", "bogus"], ["1:2:3", "1:2"], None, None) == Attributes.parse(
         ["65000:1"], ["1:2:3"]
     )
+
+
+def aggregated(length: int, entries: list[str], *services: Service) -> Snapshot:
+    s = snapshot(*services)
+    lb = s.load_balancer
+    assert lb is not None
+    pool = AddressPool(
+        name="a", addresses=entries, advertisement=Advertisement(aggregation_length=length)
+    )
+    return replace(s, load_balancer=lb.model_copy(update={"address_pools": [pool]}))
+
+
+def test_an_aggregate_must_stay_inside_its_pool() -> None:
+    def errors(length: int, entries: list[str]) -> list[str]:
+        lb = load_balancer(
+            addressPools=[
+                {"name": "a", "addresses": entries, "advertisement": {"aggregationLength": length}}
+            ]
+        )
+        return [str(e) for e in validate(lb)[1]]
+
+    assert errors(30, ["203.0.113.8/29"]) == []
+    assert errors(31, ["203.0.113.12-203.0.113.13"]) == []
+    assert errors(29, ["203.0.113.10-203.0.113.20"]) == [
+        "spec.addressPools[0].advertisement.aggregationLength: 29: "
+        "the pool's 203.0.113.10-203.0.113.20 is not made of whole /29 blocks, so an "
+        "aggregate would cover addresses outside the pool"
+    ]
+
+
+def test_vips_of_one_block_are_one_aggregate_with_every_next_hop() -> None:
+    """Two Cluster Services in one /31 are announced as the /31; a Local one stays a
+    /32 (only its own nodes may receive its traffic)."""
+    s = aggregated(
+        31,
+        ["203.0.113.12-203.0.113.13", "203.0.113.20/32"],
+        Service("default", "a", requested_ip=IPv4Address("203.0.113.12")),
+        Service("default", "b", requested_ip=IPv4Address("203.0.113.13")),
+        Service(
+            "default",
+            "local",
+            requested_ip=IPv4Address("203.0.113.20"),
+            local_traffic=True,
+            endpoint_nodes=frozenset({"node-1"}),
+        ),
+    )
+    d = plan(s)
+    assert d.routes["default/a"].aggregation_length == 31
+    assert d.routes["default/local"].aggregation_length == 32
+    specs = [route_spec(r) for r in d.routes.values()]
+    assert specs[0].aggregation_length in (31, None)
+    paths = service_paths(specs, add_path=True)
+    prefixes = {p.prefix for p in paths}
+    assert prefixes == {IPv4Network("203.0.113.12/31"), IPv4Network("203.0.113.20/32")}
+    assert len([p for p in paths if p.prefix.prefixlen == 31]) == 3  # one per node
+    # Without ADD-PATH: one path per aggregate, whatever its VIPs' single next hops.
+    assert len([p for p in service_paths(specs, add_path=False) if p.prefix.prefixlen == 31]) == 1
+
+
+def test_the_agent_refuses_an_aggregate_reaching_outside_the_pools() -> None:
+    route = BGPAdvertisedRouteSpec.model_validate(
+        {
+            "prefix": "203.0.113.12/32",
+            "nextHops": ["192.0.2.1"],
+            "aggregationLength": 8,
+            "service": {"namespace": "default", "name": "a"},
+        }
+    )
+    pools = ((int(IPv4Address("203.0.113.0")), int(IPv4Address("203.0.113.255"))),)
+    kept, refused = advertisable([route], pools)
+    assert kept == []
+    assert refused == {
+        "203.0.113.12/32": "203.0.113.12/32: its aggregate 203.0.0.0/8 reaches outside the "
+        "address pools"
+    }

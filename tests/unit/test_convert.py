@@ -199,7 +199,7 @@ def test_the_command_writes_what_validate_accepts(
     assert "3 valid, 0 invalid" in capsys.readouterr().out
 
 
-def test_community_aliases_and_large_communities_are_carried_to_the_pools_named() -> None:
+def test_communities_aliases_and_aggregation_are_carried_to_the_pools_named() -> None:
     """MetalLB's Community object names values; 'large:' marks a large community.
     A community that is not one is left out with a warning naming its index."""
     given = [
@@ -215,15 +215,17 @@ def test_community_aliases_and_large_communities_are_carried_to_the_pools_named(
          "metadata": {"name": "ad"},
          "spec": {"ipAddressPools": ["a"], "communities": ["vpn-only", "big", "99999:1"]}},
         {"apiVersion": "metallb.io/v1beta1", "kind": "BGPAdvertisement",
-         "metadata": {"name": "all"}, "spec": {"communities": ["no-export"]}},
+         "metadata": {"name": "all"},
+         "spec": {"communities": ["no-export"], "aggregationLength": 30}},
     ]  # fmt: skip
     out = convert(given, "kube-system", ["192.0.2.100"])
     pools = valid(out.objects)["BGPLoadBalancer/default"]["spec"]["addressPools"]
     assert pools[0]["advertisement"] == {
         "communities": ["1234:1", "no-export"],
         "largeCommunities": ["64512:1:2"],
+        "aggregationLength": 30,
     }
-    assert pools[1]["advertisement"] == {"communities": ["no-export"]}
+    assert pools[1]["advertisement"] == {"communities": ["no-export"], "aggregationLength": 30}
     assert [w for w in out.warnings if "communities[2]" in w] == [
         "BGPAdvertisement/ad: spec.communities[2]: '99999:1': both halves of a community "
         "are at most 65535: left out"

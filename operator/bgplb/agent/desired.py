@@ -120,13 +120,27 @@ def service_paths(
         )
         hops = sorted(route.next_hops) if add_path else sorted(route.next_hops)[:1]
         leaving = set(route.draining_next_hops or ())
+        prefix = announced(route)
         for hop in hops:
-            path = PathConfig(route.prefix, hop, path_identifier(hop) if add_path else 0)
+            path = PathConfig(prefix, hop, path_identifier(hop) if add_path else 0)
             own = attributes.with_(DRAINING) if hop in leaving else attributes
             seen = paths.get(path.key)
             merged = own if seen is None else seen.attributes.with_(own)
             paths[path.key] = replace(path, attributes=merged)
+    if not add_path:  # one path per prefix: VIPs of one aggregate may differ in next hop
+        first: dict[IPv4Network, PathConfig] = {}
+        for path in sorted(paths.values(), key=lambda p: p.key):
+            kept = first.get(path.prefix)
+            both = path.attributes if kept is None else kept.attributes.with_(path.attributes)
+            first[path.prefix] = replace(kept or path, attributes=both)
+        return frozenset(first.values())
     return frozenset(paths.values())
+
+
+def announced(route: BGPAdvertisedRouteSpec) -> IPv4Network:
+    """What goes on the wire for a route: its prefix, or the block holding it."""
+    length = route.aggregation_length or route.prefix.prefixlen
+    return route.prefix.supernet(new_prefix=min(length, route.prefix.prefixlen))
 
 
 def advertisable(
@@ -144,9 +158,18 @@ def advertisable(
             refused[str(prefix)] = f"{prefix}: only /32 VIPs are advertised"
         elif pools is not None and not any(a <= address <= b for a, b in pools):
             refused[str(prefix)] = f"{prefix}: not in any address pool of the BGPLoadBalancer"
+        elif pools is not None and not _inside(announced(route), pools):
+            refused[str(prefix)] = (
+                f"{prefix}: its aggregate {announced(route)} reaches outside the address pools"
+            )
         else:
             kept.append(route)
     return kept, refused
+
+
+def _inside(block: IPv4Network, pools: tuple[tuple[int, int], ...]) -> bool:
+    first, last = int(block.network_address), int(block.broadcast_address)
+    return any(a <= first and last <= b for a, b in pools)
 
 
 def node_desired(

@@ -56,6 +56,13 @@ class BGPAdvertisedRouteSpec(ApiModel):
     large_communities: list[LargeCommunity] | None = Field(
         None, max_length=64, description="Large communities sent with it, 'ASN:value:value'."
     )
+    aggregation_length: int | None = Field(
+        None,
+        ge=1,
+        le=32,
+        description="Announced as the /N block holding the prefix (its pool's "
+        "aggregationLength); unset: as itself.",
+    )
     as_path_prepend: int | None = Field(
         None, ge=0, le=10, description="Extra copies of the cluster's ASN on its AS path."
     )

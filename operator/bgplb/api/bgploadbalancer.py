@@ -130,6 +130,16 @@ class Advertisement(ApiModel):
         description="MULTI_EXIT_DISC: among paths from the same neighbouring AS a "
         "router prefers the lowest. Unset: not sent.",
     )
+    aggregation_length: int = Field(
+        32,
+        ge=1,
+        le=32,
+        description="Announce each VIP as the /N block holding it instead of a /32 "
+        "(MetalLB's aggregationLength): fewer routes on the routers, next hops the union "
+        "of its VIPs'. The pool must be made of whole /N blocks. Services with "
+        "externalTrafficPolicy Local are still announced as /32s: only their own nodes "
+        "may receive their traffic.",
+    )
 
 
 class ServiceAllocation(ApiModel):

@@ -45,6 +45,7 @@ def route_spec(route: Route) -> BGPAdvertisedRouteSpec:
         large_communities=a.large_community_texts() or None,
         as_path_prepend=a.as_path_prepend or None,
         draining_next_hops=list(route.draining) or None,
+        aggregation_length=route.aggregation_length if route.aggregation_length < 32 else None,
     )
 
 

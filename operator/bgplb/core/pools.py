@@ -24,6 +24,8 @@ class Pool:
     """Empty: any Service."""
     attributes: Attributes = NONE
     """What its VIPs are announced with."""
+    aggregation_length: int = 32
+    """Its VIPs are announced as the /N block holding them (Cluster policy only)."""
 
     @classmethod
     def from_api(cls, pool: AddressPool) -> Pool:
@@ -38,6 +40,9 @@ class Pool:
             namespaces=frozenset(scope.namespaces) if scope else frozenset(),
             service_selector=tuple(sorted(scope.service_selector.items())) if scope else (),
             attributes=_attributes(pool.advertisement),
+            aggregation_length=(
+                pool.advertisement.aggregation_length if pool.advertisement else 32
+            ),
         )
 
     def refuses(self, namespace: str, labels: Mapping[str, str]) -> str | None:

@@ -26,6 +26,8 @@ class Route:
     attributes: Attributes = NONE
     draining: tuple[IPv4Address, ...] = ()
     """Next hops leaving gracefully (announced with GRACEFUL_SHUTDOWN, worst MED)."""
+    aggregation_length: int = 32
+    """Announced as the /N block holding `prefix` (its pool's; 32 for Local Services)."""
 
 
 @dataclass(frozen=True)
@@ -158,26 +160,36 @@ def with_attributes(
     services: Iterable[Service],
     pools: Iterable[Pool],
 ) -> dict[ServiceKey, Route]:
-    """Each route with what its UPDATE carries: its pool's attributes and those of
-    every Service on its VIP (a shared VIP is one path, so its Services' communities
-    add up: core/attributes.py)."""
+    """Each route with what its UPDATE carries: its pool's attributes and aggregation,
+    and the communities of every Service on its VIP (a shared VIP is one path, so its
+    Services' communities add up: core/attributes.py). A Local Service is never
+    aggregated: the block's next hops would include nodes without its endpoints."""
     by_key = {s.key: s for s in services}
     ordered = sorted(pools, key=lambda p: p.order)
+    pool_of: dict[IPv4Network, Pool | None] = {}
     per_vip: dict[IPv4Network, Attributes] = {}
+    local: set[IPv4Network] = set()
     for key, route in routes.items():
         svc = by_key.get(key)
-        if route.prefix not in per_vip:
+        if route.prefix not in pool_of:
             address = int(route.prefix.network_address)
-            pool = next((p for p in ordered if address in p), None)
+            pool_of[route.prefix] = next((p for p in ordered if address in p), None)
+            pool = pool_of[route.prefix]
             per_vip[route.prefix] = pool.attributes if pool else NONE
         if svc is not None:
             per_vip[route.prefix] = per_vip[route.prefix].with_(svc.attributes)
-    return {
-        key: route
-        if route.attributes == (a := per_vip[route.prefix])
-        else replace(route, attributes=a)
-        for key, route in routes.items()
-    }
+            if svc.local_traffic:
+                local.add(route.prefix)
+    out = {}
+    for key, route in routes.items():
+        pool = pool_of[route.prefix]
+        length = 32 if pool is None or route.prefix in local else pool.aggregation_length
+        attributes = per_vip[route.prefix]
+        if (route.attributes, route.aggregation_length) == (attributes, length):
+            out[key] = route
+        else:
+            out[key] = replace(route, attributes=attributes, aggregation_length=length)
+    return out
 
 
 def route_names(keys: Iterable[ServiceKey]) -> dict[ServiceKey, str]:

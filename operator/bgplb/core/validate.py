@@ -26,6 +26,7 @@ from bgplb.api.bgploadbalancer import parse_pool_entry
 from bgplb.api.common import read
 from bgplb.api.contract import SINGLETON_NAME
 from bgplb.core.local_asn import local_asn_of, selected
+from bgplb.core.pools import Pool
 from bgplb.core.snapshot import Peer
 
 
@@ -111,6 +112,27 @@ def _pool_ranges(lb: BGPLoadBalancer) -> list[tuple[str, int, int]]:
     ]
 
 
+def _aggregation_errors(lb: BGPLoadBalancer) -> list[FieldError]:
+    """An aggregate must not cover an address outside its pool: another pool's, a
+    node's, a router's."""
+    errors = []
+    for i, pool in enumerate(lb.spec.address_pools):
+        length = pool.advertisement.aggregation_length if pool.advertisement else 32
+        block = 1 << (32 - length)
+        for first, last in Pool.from_api(pool).ranges:
+            if first % block or (last + 1) % block:
+                span = f"{ipaddress.IPv4Address(first)}-{ipaddress.IPv4Address(last)}"
+                errors.append(
+                    FieldError(
+                        f"spec.addressPools[{i}].advertisement.aggregationLength",
+                        f"{length}: the pool's {span} is not made of whole /{length} blocks, "
+                        "so an aggregate would cover addresses outside the pool",
+                    )
+                )
+                break
+    return errors
+
+
 def _check_load_balancer(lb: BGPLoadBalancer) -> list[FieldError]:
     spec = lb.spec
     errors = _singleton(lb)
@@ -119,6 +141,7 @@ def _check_load_balancer(lb: BGPLoadBalancer) -> list[FieldError]:
     for (path_a, _, last_a), (path_b, first_b, _) in itertools.pairwise(ranges):
         if first_b <= last_a:
             errors.append(FieldError(path_b, f"overlaps {path_a}"))
+    errors += _aggregation_errors(lb)
     cp = spec.control_plane
     if cp is None:
         return errors
