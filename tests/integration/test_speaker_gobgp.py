@@ -24,6 +24,8 @@ T = TypeVar("T")
 VIP = IPv4Network("203.0.113.10/32")
 TORS = (IPv4Address("192.0.2.1"), IPv4Address("192.0.2.2"))
 NODE_IPS = [IPv4Address(f"192.0.2.1{i}") for i in (1, 2, 3)]
+READS = {"GetBgp", "ListPeer", "ListPath", "ListDefinedSet"}
+"""What a new driver (a restarted agent) asks gobgpd before it changes anything."""
 
 
 class _Count:
@@ -225,7 +227,7 @@ def test_agent_restart_causes_no_flap_and_no_withdrawal(clean: Fabric) -> None:
     # what gobgpd holds and send nothing at all.
     changes, calls = run(lambda: apply(clean, "n1", desired))
     assert changes == 0
-    assert set(calls) <= {"GetBgp", "ListPeer", "ListPath"}
+    assert set(calls) <= READS
     time.sleep(2)
     after = _frr_peer(clean, "192.0.2.100")
     assert after["connectionsDropped"] == before["connectionsDropped"]
@@ -372,7 +374,7 @@ def test_attributes_reach_both_tors_and_change_in_place(clean: Fabric) -> None:
 
     # A restarted agent reads the attributes back from gobgpd: nothing is re-sent.
     changes, calls = run(lambda: apply(clean, "n1", desired))
-    assert (changes, set(calls) - {"GetBgp", "ListPeer", "ListPath"}) == (0, set())
+    assert (changes, set(calls) - READS) == (0, set())
 
     # Change them: the same paths are replaced in place.
     changed = Attributes.parse(["65000:200"], [], 0, None)
@@ -383,3 +385,32 @@ def test_attributes_reach_both_tors_and_change_in_place(clean: Fabric) -> None:
     wait_for("BIRD RIB changed", lambda: clean.bird.paths(str(VIP)) == seen(changed))
     assert _flaps(clean, "192.0.2.100") == flaps
     assert clean.frr.kernel_next_hops(str(VIP)) == {str(h) for h in NODE_IPS[:2]}
+
+
+def test_a_prefix_denied_to_one_tor_reaches_only_the_other_and_follows_changes(
+    clean: Fabric,
+) -> None:
+    """A pool's peerSelector as gobgpd's export policy: the denied ToR never gets the
+    prefix; allowing it later sends it (soft reset out), denying it withdraws it; no
+    session drops; an agent restart re-sends nothing."""
+    frr_ip, bird_ip = TORS
+    plumb(clean, "n1", "192.0.2.100")
+    base = config("192.0.2.100", NODE_IPS[:2])
+    run(lambda: apply(clean, "n1", replace(base, denied={VIP: frozenset({bird_ip})})))
+    wait_for("sessions", lambda: sessions_up(clean, "192.0.2.100"))
+    wait_for("on FRR", lambda: len(clean.frr.next_hops(str(VIP))) == 2)
+    time.sleep(2)  # BIRD would have it by now if it were sent
+    assert clean.bird.next_hops(str(VIP)) == set()
+    flaps = _flaps(clean, "192.0.2.100")
+    bird_before = bird_sessions(clean)
+
+    changes, calls = run(lambda: apply(clean, "n1", replace(base, denied={VIP: frozenset({bird_ip})})))
+    assert (changes, set(calls) - READS) == (0, set())
+
+    run(lambda: apply(clean, "n1", base))  # allowed everywhere
+    wait_for("on BIRD once allowed", lambda: len(clean.bird.next_hops(str(VIP))) == 2)
+    run(lambda: apply(clean, "n1", replace(base, denied={VIP: frozenset({frr_ip})})))
+    wait_for("gone from FRR once denied", lambda: not clean.frr.next_hops(str(VIP)))
+    assert len(clean.bird.next_hops(str(VIP))) == 2
+    assert _flaps(clean, "192.0.2.100") == flaps
+    assert bird_sessions(clean).keys() == bird_before.keys()

@@ -59,12 +59,36 @@ def _peer(name: str, spec: BGPSessionSpec, password: str) -> PeerConfig:
     )
 
 
+def denied(
+    routes: Iterable[BGPAdvertisedRouteSpec], sessions: Mapping[str, BGPSessionSpec]
+) -> dict[IPv4Network, frozenset[IPv4Address]]:
+    """Per announced prefix, the neighbours of these sessions that must not get it: those
+    of BGPPeers its route does not name. A prefix several routes announce (a shared VIP,
+    an aggregate) goes to every peer any of them names."""
+    by_peer: dict[str, set[IPv4Address]] = {}
+    for spec in sessions.values():
+        by_peer.setdefault(spec.peer, set()).add(spec.peer_ip)
+    every = frozenset().union(*by_peer.values()) if by_peer else frozenset()
+    out: dict[IPv4Network, frozenset[IPv4Address]] = {}
+    for route in routes:
+        prefix = announced(route)
+        if route.peers is None:
+            deny: frozenset[IPv4Address] = frozenset()
+        else:
+            allowed = set().union(*(by_peer.get(p, set()) for p in route.peers))
+            deny = every - allowed
+        out[prefix] = out[prefix] & deny if prefix in out else deny
+    return {prefix: deny for prefix, deny in out.items() if deny}
+
+
 def _speaker(
     sessions: Mapping[str, BGPSessionSpec],
     passwords: Mapping[SecretKey, str],
     router_id: IPv4Address,
     paths: frozenset[PathConfig],
     missing: dict[str, SecretKey],
+    *,
+    deny: Mapping[IPv4Network, frozenset[IPv4Address]],
 ) -> SpeakerConfig:
     peers: dict[IPv4Address, PeerConfig] = {}
     for name, spec in sorted(sessions.items()):
@@ -80,7 +104,9 @@ def _speaker(
     # The speaker's own ASN: the one its sessions use (per-peer local ASNs still apply).
     asns = Counter(s.local_asn for s in sessions.values())
     asn = asns.most_common(1)[0][0] if asns else 0
-    return SpeakerConfig(asn, router_id, peers, paths if peers else frozenset())
+    if not peers:
+        return SpeakerConfig(asn, router_id, peers)
+    return SpeakerConfig(asn, router_id, peers, paths, deny)
 
 
 def bfd_sessions(
@@ -191,7 +217,9 @@ def node_desired(
     )
     add_path = any(s.add_path for s in service.values())
     missing: dict[str, SecretKey] = {}
-    speaker = _speaker(service, passwords, node_ip, service_paths(route_list, add_path), missing)
+    paths = service_paths(route_list, add_path)
+    deny = denied(route_list, service)
+    speaker = _speaker(service, passwords, node_ip, paths, missing, deny=deny)
     return NodeDesired(
         service=speaker,
         floating_ips=frozenset(floating_ips),

@@ -56,6 +56,12 @@ class BGPAdvertisedRouteSpec(ApiModel):
     large_communities: list[LargeCommunity] | None = Field(
         None, max_length=64, description="Large communities sent with it, 'ASN:value:value'."
     )
+    peers: list[str] | None = Field(
+        None,
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+        description="The BGPPeers that announce it (its pool's peerSelector); unset: "
+        "every data-plane peer.",
+    )
     aggregation_length: int | None = Field(
         None,
         ge=1,

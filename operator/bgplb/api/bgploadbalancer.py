@@ -130,6 +130,12 @@ class Advertisement(ApiModel):
         description="MULTI_EXIT_DISC: among paths from the same neighbouring AS a "
         "router prefers the lowest. Unset: not sent.",
     )
+    peer_selector: dict[str, str] | None = Field(
+        None,
+        description="Only the data-plane BGPPeers with these labels announce the pool's "
+        "VIPs (MetalLB's BGPAdvertisement peers, Cilium's advertisement per peer config); "
+        "unset: every data-plane peer.",
+    )
     aggregation_length: int = Field(
         32,
         ge=1,

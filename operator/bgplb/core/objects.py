@@ -46,6 +46,7 @@ def route_spec(route: Route) -> BGPAdvertisedRouteSpec:
         as_path_prepend=a.as_path_prepend or None,
         draining_next_hops=list(route.draining) or None,
         aggregation_length=route.aggregation_length if route.aggregation_length < 32 else None,
+        peers=list(route.peers) if route.peers is not None else None,
     )
 
 

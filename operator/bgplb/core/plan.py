@@ -40,6 +40,8 @@ class DesiredState:
     control_plane_route: Route | None = None
     problems: tuple[str, ...] = ()
     """Cluster-wide: missing or unusable configuration."""
+    peer_labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    """The data-plane peers' labels by name: what pools' peerSelectors choose from."""
 
 
 def _our_services(snapshot: Snapshot) -> list[Service]:
@@ -104,18 +106,33 @@ def plan(snapshot: Snapshot) -> DesiredState:
         withdraw_without_endpoints=lb.withdraw_without_endpoints,
     )
     pools = _pools(lb)
+    labels = {p.name: p.labels for p in snapshot.peers}
+    peer_labels = {name: labels.get(name, {}) for name, _ in peers}
+    routes = with_attributes(route_plan.routes, services, pools.values(), peer_labels)
     return DesiredState(
         floating_ips=placement,
         sessions=dict(sorted(sessions.items())),
         session_shortfalls=shortfalls,
         vips=vip_plan.vips,
-        routes=with_attributes(route_plan.routes, services, pools.values()),
+        routes=routes,
         service_problems=_merge(
-            vip_plan.problems, route_plan.problems, _attribute_problems(services)
+            vip_plan.problems,
+            route_plan.problems,
+            _attribute_problems(services),
+            _unannounced(routes),
         ),
         control_plane_route=_control_plane_route(lb, sessions.values()),
         problems=tuple(problems),
+        peer_labels=peer_labels,
     )
+
+
+def _unannounced(routes: Mapping[ServiceKey, Route]) -> dict[ServiceKey, str]:
+    return {
+        key: "its address pool's peerSelector selects no data-plane BGPPeer: announced to none"
+        for key, route in routes.items()
+        if route.peers == ()
+    }
 
 
 def _attribute_problems(services: Iterable[Service]) -> dict[ServiceKey, str]:
@@ -195,9 +212,16 @@ def replan_services(
     )
     vips.update(vip_plan.vips)
     routes.update(route_plan.routes)
-    problems.update(_merge(vip_plan.problems, route_plan.problems, _attribute_problems(services)))
     # A changed Service's communities reach every route of its VIP (sharing).
-    routes = with_attributes(routes, ours, _pools(lb).values())
+    routes = with_attributes(routes, ours, _pools(lb).values(), previous.peer_labels)
+    problems.update(
+        _merge(
+            vip_plan.problems,
+            route_plan.problems,
+            _attribute_problems(services),
+            _unannounced({k: routes[k] for k in redo if k in routes}),
+        )
+    )
     return replace(previous, vips=vips, routes=routes, service_problems=problems)
 
 

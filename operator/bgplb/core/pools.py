@@ -26,6 +26,15 @@ class Pool:
     """What its VIPs are announced with."""
     aggregation_length: int = 32
     """Its VIPs are announced as the /N block holding them (Cluster policy only)."""
+    peer_selector: tuple[tuple[str, str], ...] | None = None
+    """Labels of the data-plane peers that announce its VIPs (None: every one)."""
+
+    def announced_by(self, peers: Mapping[str, Mapping[str, str]]) -> tuple[str, ...] | None:
+        """The names of the `peers` (name → labels) that announce its VIPs (None: all)."""
+        if self.peer_selector is None:
+            return None
+        wanted = dict(self.peer_selector).items()
+        return tuple(sorted(name for name, labels in peers.items() if wanted <= labels.items()))
 
     @classmethod
     def from_api(cls, pool: AddressPool) -> Pool:
@@ -43,6 +52,7 @@ class Pool:
             aggregation_length=(
                 pool.advertisement.aggregation_length if pool.advertisement else 32
             ),
+            peer_selector=_selector(pool.advertisement),
         )
 
     def refuses(self, namespace: str, labels: Mapping[str, str]) -> str | None:
@@ -100,3 +110,9 @@ def _attributes(advertisement: Advertisement | None) -> Attributes:
         advertisement.as_path_prepend,
         advertisement.med,
     )
+
+
+def _selector(advertisement: Advertisement | None) -> tuple[tuple[str, str], ...] | None:
+    if advertisement is None or advertisement.peer_selector is None:
+        return None
+    return tuple(sorted(advertisement.peer_selector.items()))

@@ -28,6 +28,8 @@ class Route:
     """Next hops leaving gracefully (announced with GRACEFUL_SHUTDOWN, worst MED)."""
     aggregation_length: int = 32
     """Announced as the /N block holding `prefix` (its pool's; 32 for Local Services)."""
+    peers: tuple[str, ...] | None = None
+    """The data-plane BGPPeers that announce it (None: every one)."""
 
 
 @dataclass(frozen=True)
@@ -159,6 +161,7 @@ def with_attributes(
     routes: Mapping[ServiceKey, Route],
     services: Iterable[Service],
     pools: Iterable[Pool],
+    peers: Mapping[str, Mapping[str, str]] | None = None,
 ) -> dict[ServiceKey, Route]:
     """Each route with what its UPDATE carries: its pool's attributes and aggregation,
     and the communities of every Service on its VIP (a shared VIP is one path, so its
@@ -185,10 +188,11 @@ def with_attributes(
         pool = pool_of[route.prefix]
         length = 32 if pool is None or route.prefix in local else pool.aggregation_length
         attributes = per_vip[route.prefix]
-        if (route.attributes, route.aggregation_length) == (attributes, length):
+        by = pool.announced_by(peers or {}) if pool else None
+        if (route.attributes, route.aggregation_length, route.peers) == (attributes, length, by):
             out[key] = route
         else:
-            out[key] = replace(route, attributes=attributes, aggregation_length=length)
+            out[key] = replace(route, attributes=attributes, aggregation_length=length, peers=by)
     return out
 
 

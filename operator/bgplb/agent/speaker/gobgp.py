@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import AsyncIterator
-from ipaddress import IPv4Address, IPv4Network
+from collections.abc import AsyncIterator, Mapping
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from typing import Any
 
 import grpc
@@ -187,6 +187,74 @@ def path_config(path: Any) -> PathConfig | None:
     )
 
 
+POLICY = "bgplb-export"
+"""The one global export policy: prefixes some neighbours must not get."""
+
+
+def policies_request(denied: Mapping[IPv4Network, frozenset[IPv4Address]]) -> Any:
+    """`denied` as gobgpd's policy: one statement per distinct set of neighbours left
+    out, rejecting its prefixes towards them (a neighbor-set matches the destination
+    of an export); everything else is accepted. SetPolicies replaces what was there."""
+    groups: dict[frozenset[IPv4Address], list[IPv4Network]] = {}
+    for prefix, neighbours in sorted(denied.items()):
+        groups.setdefault(neighbours, []).append(prefix)
+    sets, statements = [], []
+    for i, (neighbours, prefixes) in enumerate(sorted(groups.items(), key=lambda g: g[1])):
+        sets.append(
+            api.DefinedSet(
+                defined_type=api.PREFIX,
+                name=f"bgplb-p{i}",
+                prefixes=[
+                    api.Prefix(
+                        ip_prefix=str(p), mask_length_min=p.prefixlen, mask_length_max=p.prefixlen
+                    )
+                    for p in prefixes
+                ],
+            )
+        )
+        sets.append(
+            api.DefinedSet(
+                defined_type=api.NEIGHBOR,
+                name=f"bgplb-n{i}",
+                list=[f"{n}/32" for n in sorted(neighbours)],
+            )
+        )
+        statements.append(
+            api.Statement(
+                name=f"bgplb-s{i}",
+                conditions=api.Conditions(
+                    prefix_set=api.MatchSet(type=api.MatchSet.ANY, name=f"bgplb-p{i}"),
+                    neighbor_set=api.MatchSet(type=api.MatchSet.ANY, name=f"bgplb-n{i}"),
+                ),
+                actions=api.Actions(route_action=api.REJECT),
+            )
+        )
+    policies = [api.Policy(name=POLICY, statements=statements)] if statements else []
+    assignment = api.PolicyAssignment(
+        name="global", direction=api.EXPORT, policies=policies, default_action=api.ACCEPT
+    )
+    return api.SetPoliciesRequest(defined_sets=sets, policies=policies, assignments=[assignment])
+
+
+def denied_from(sets: list[Any]) -> dict[IPv4Network, frozenset[IPv4Address]]:
+    """What `policies_request` wrote, read back from gobgpd's defined sets."""
+    prefixes: dict[str, list[IPv4Network]] = {}
+    neighbours: dict[str, frozenset[IPv4Address]] = {}
+    for s in sets:
+        if not s.name.startswith("bgplb-"):
+            continue
+        index = s.name[len("bgplb-") + 1 :]
+        if s.defined_type == api.PREFIX:
+            prefixes[index] = [IPv4Network(p.ip_prefix) for p in s.prefixes]
+        elif s.defined_type == api.NEIGHBOR:
+            neighbours[index] = frozenset(IPv4Interface(n).ip for n in s.list)
+    out = {}
+    for i, group in prefixes.items():
+        for prefix in group if i in neighbours else ():
+            out[prefix] = neighbours[i]
+    return out
+
+
 def peer_status(peer: Any) -> PeerStatus:
     state = _state(peer.state.session_state)
     uptime = peer.timers.state.uptime
@@ -238,7 +306,13 @@ class GoBGPSpeaker:
                     if (config_path := path_config(path)) is not None:
                         paths.add(config_path)
         router_id = IPv4Address(g.router_id) if g.asn else IPv4Address(0)
-        return SpeakerConfig(g.asn, router_id, peers, frozenset(paths))
+        sets = []
+        if g.asn:
+            for kind in (api.PREFIX, api.NEIGHBOR):
+                listing = api.ListDefinedSetRequest(defined_type=kind)
+                async for reply in self._stub.ListDefinedSet(listing):
+                    sets.append(reply.defined_set)
+        return SpeakerConfig(g.asn, router_id, peers, frozenset(paths), denied_from(sets))
 
     async def apply(self, desired: SpeakerConfig) -> int:
         try:
@@ -306,6 +380,11 @@ class GoBGPSpeaker:
                 await self._stub.UpdatePeer(api.UpdatePeerRequest(peer=peer_message(new)))
             changes += 1
 
+        # Before new paths go out: none may reach a neighbour it is denied to.
+        policy_changed = dict(desired.denied) != dict(held.denied)
+        if policy_changed:
+            await self._stub.SetPolicies(policies_request(desired.denied))
+            changes += 1
         added = sorted(desired.paths - held.paths)
         # A path re-added with new attributes replaces itself (same identifier): its
         # old version must not be withdrawn after it.
@@ -314,8 +393,23 @@ class GoBGPSpeaker:
         if added or withdrawn:
             await self._stub.AddPathStream(_path_stream(added, withdrawn, desired.asn))
             changes += len(added) + len(withdrawn)
+        if policy_changed:
+            # Paths already sent are judged again: the newly denied withdrawn, the
+            # newly allowed sent (a soft reset: no session drops).
+            for address in desired.peers:
+                await self._soft_reset_out(address)
         self._held = desired
         return changes
+
+    async def _soft_reset_out(self, address: IPv4Address) -> None:
+        request = api.ResetPeerRequest(
+            address=str(address), soft=True, direction=api.ResetPeerRequest.OUT
+        )
+        try:
+            await self._stub.ResetPeer(request)
+        except grpc.aio.AioRpcError as e:
+            # Not established yet: it gets the paths, judged by the new policy, when it is.
+            log.info("soft reset of %s not done: %s", address, e.details())
 
     async def peer_status(self) -> dict[Any, PeerStatus]:
         out = {}

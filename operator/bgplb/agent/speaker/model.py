@@ -82,6 +82,9 @@ class SpeakerConfig:
     router_id: IPv4Address
     peers: Mapping[IPv4Address, PeerConfig] = field(default_factory=dict)
     paths: frozenset[PathConfig] = frozenset()
+    denied: Mapping[IPv4Network, frozenset[IPv4Address]] = field(default_factory=dict)
+    """Prefix → neighbours it must not be sent to (a pool's peerSelector leaves them
+    out); prefixes sent to every neighbour are absent."""
 
 
 @dataclass(frozen=True, slots=True)
