@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from bgplb_lab.manifests import NAMESPACE, service
 from bgplb_lab.topology import (
     BIRD_IP,
     CONTROL_PLANE_VIP,
+    DEMO_VIP,
     FRR_IP,
     LOCAL_ASN,
     NODES,
@@ -212,6 +214,46 @@ def test_a_pools_attributes_and_a_services_communities_reach_both_tors(lab: Lab)
         "the /31 gone from both ToRs",
         lambda: attributes_on_tors(lab, "203.0.113.12/31") == {"frr": set(), "bird": set()},
     )
+
+
+def test_a_pool_with_a_peer_selector_is_announced_only_to_the_peers_it_selects(
+    lab: Lab,
+) -> None:
+    """Issue 14 item 3: a pool whose peerSelector picks the FRR ToR's BGPPeer: its VIP
+    is on FRR, never on BIRD; the other pools stay on both; no session drops."""
+    lb = lab.get_json("bgploadbalancer", "-n", NAMESPACE, "default")
+    before = lb["spec"]["addressPools"]
+    pool = {
+        "name": "frr-only",
+        "addresses": ["203.0.113.12-203.0.113.13"],
+        "manualAssign": True,
+        "advertisement": {"peerSelector": {"vendor": "frr"}},
+    }
+    svc = service("frr-only")
+    svc["metadata"]["annotations"] = {"networking.bgplb.io/address-pool": "frr-only"}
+    address = "203.0.113.12"
+    lab.kubectl("label", "bgppeer", "tor-frr", "-n", NAMESPACE, "vendor=frr")
+    try:
+        lab.kubectl(
+            "patch", "bgploadbalancer", "default", "-n", NAMESPACE, "--type=merge",
+            "-p", json.dumps({"spec": {"addressPools": [*before, pool]}}),
+        )  # fmt: skip
+        lab.apply([svc])
+        wait_for("the Service's VIP", lambda: vip(lab, "frr-only") == address)
+        wait_for("on FRR", lambda: bool(lab.tor_next_hops(address)["frr"]), timeout=60)
+        time.sleep(3)  # BIRD would have it by now if it were sent
+        assert lab.bird.paths(address) == []
+        assert all(lab.tor_next_hops(DEMO_VIP).values())  # other pools: both ToRs
+        route = lab.get_json("bgpadvertisedroute", "-n", NAMESPACE, "default-default-frr-only")
+        assert route["spec"]["peers"] == ["tor-frr"]
+    finally:
+        lab.kubectl("delete", "service", "-n", "default", "--ignore-not-found", "frr-only")
+        lab.kubectl(
+            "patch", "bgploadbalancer", "default", "-n", NAMESPACE, "--type=merge",
+            "-p", json.dumps({"spec": {"addressPools": before}}),
+        )  # fmt: skip
+        lab.kubectl("label", "bgppeer", "tor-frr", "-n", NAMESPACE, "vendor-")
+    on_tors(lab, address, False)
 
 
 def test_the_labs_own_config_as_an_anthos_cluster_converts_to_what_the_api_accepts(
