@@ -355,7 +355,11 @@ def _advertisement(
             "local preference is not carried over: LOCAL_PREF only travels "
             "inside an AS and bgplb's sessions are eBGP (use the pool's med or asPathPrepend)",
         ),
-        ("peers", "bgplb advertises every pool to every selected peer: not carried over"),
+        (
+            "peers",
+            "not carried over: label those BGPPeers and set the pools' "
+            "advertisement.peerSelector to the label",
+        ),
         ("nodeSelectors", "next hops are the BGPLoadBalancer's loadBalancerNodeSelector"),
         ("ipAddressPoolSelectors", "every pool is advertised: not carried over"),
     ):
