@@ -250,9 +250,12 @@ def _pool(doc: Mapping[str, Any], out: Conversion) -> JSON:
     elif selectors:
         out.warn(doc, "spec.serviceAllocation.serviceSelectors",
                  "only one selector of matchLabels is carried over: left out")  # fmt: skip
-    if scope.get("namespaceSelectors"):
+    spaces = scope.get("namespaceSelectors") or []
+    if len(spaces) == 1 and set(spaces[0]) == {"matchLabels"}:
+        ours["namespaceSelector"] = dict(spaces[0]["matchLabels"])
+    elif spaces:
         out.warn(doc, "spec.serviceAllocation.namespaceSelectors",
-                 "namespace selectors are not carried over: list the namespaces")  # fmt: skip
+                 "only one selector of matchLabels is carried over: left out")  # fmt: skip
     if ours:
         pool["serviceAllocation"] = ours
     return pool

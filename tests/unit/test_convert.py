@@ -230,3 +230,22 @@ def test_communities_aliases_and_aggregation_are_carried_to_the_pools_named() ->
         "BGPAdvertisement/ad: spec.communities[2]: '99999:1': both halves of a community "
         "are at most 65535: left out"
     ]
+
+
+def test_a_namespace_selector_of_match_labels_is_carried() -> None:
+    pool = {
+        "apiVersion": "metallb.io/v1beta1",
+        "kind": "IPAddressPool",
+        "metadata": {"name": "prod"},
+        "spec": {
+            "addresses": ["198.51.100.0/28"],
+            "serviceAllocation": {"namespaceSelectors": [{"matchLabels": {"env": "prod"}}]},
+        },
+    }
+    out = convert([pool], "kube-system", ["192.0.2.100"])
+    pools = valid(out.objects)["BGPLoadBalancer/default"]["spec"]["addressPools"]
+    assert pools[0]["serviceAllocation"] == {"namespaceSelector": {"env": "prod"}}
+    expression = {"matchExpressions": [{"key": "env", "operator": "Exists"}]}
+    pool["spec"]["serviceAllocation"]["namespaceSelectors"] = [expression]
+    out = convert([pool], "kube-system", ["192.0.2.100"])
+    assert any("namespaceSelectors: only one selector of matchLabels" in w for w in out.warnings)

@@ -8,6 +8,8 @@ from ipaddress import IPv4Address
 from typing import Any
 
 from bgplb.api import AddressPool
+from bgplb.controller.main import Controller
+from bgplb.controller.snapshot import snapshot_from
 from bgplb.core.admission import Context, review
 from bgplb.core.plan import plan
 from bgplb.core.snapshot import Service, Snapshot
@@ -97,3 +99,54 @@ def test_the_webhook_refuses_the_same_naming_the_field() -> None:
     ]
     mine = service("r", namespace="team-a", loadBalancerIP="203.0.113.11")
     assert review(request(mine), ctx, mutate=False).allowed
+
+
+PROD = {
+    "name": "prod",
+    "addresses": ["203.0.113.40-203.0.113.41"],
+    "serviceAllocation": {"namespaceSelector": {"env": "prod"}, "priority": 1},
+}
+
+
+def test_a_namespace_selector_serves_namespaces_by_label_and_unknown_refuses_nothing() -> None:
+    prod = Service("shop", "x", namespace_labels={"env": "prod"})
+    dev = Service("lab", "y", namespace_labels={"env": "dev"})
+    unknown = Service("new", "z")  # its namespace not read yet
+    d = plan(with_pools(snapshot(prod, dev, unknown), PROD, OPEN))
+    prod_pool = {IPv4Address("203.0.113.40"), IPv4Address("203.0.113.41")}
+    assert d.vips["shop/x"] in prod_pool
+    assert d.vips["lab/y"] == IPv4Address("203.0.113.20")
+    # Unknown labels never refuse: a namespace cache gap must not take a VIP away.
+    assert d.vips["new/z"] in prod_pool
+    only = plan(with_pools(snapshot(dev), PROD))
+    assert only.service_problems["lab/y"] == (
+        "no address pool serves it: address pool 'prod' serves namespaces labelled env=prod only"
+    )
+
+
+def test_the_webhook_refuses_a_pool_by_namespace_label_naming_the_annotation() -> None:
+    lb = load(load_balancer(addressPools=[PROD]))
+    svc = service("x", namespace="lab")
+    svc["metadata"]["annotations"] = {"networking.bgplb.io/address-pool": "prod"}
+    ctx = Context(config=Config(load_balancer=lb), namespace_labels={"env": "dev"})  # type: ignore[arg-type]
+    d = review(request(svc), ctx, mutate=False)
+    assert [str(e) for e in d.errors] == [
+        "metadata.annotations[networking.bgplb.io/address-pool]: address pool 'prod' serves "
+        "namespaces labelled env=prod only"
+    ]
+    ok = Context(config=Config(load_balancer=lb), namespace_labels={"env": "prod"})  # type: ignore[arg-type]
+    assert review(request(svc), ok, mutate=False).allowed
+    unread = Context(config=Config(load_balancer=lb))  # type: ignore[arg-type]
+    assert review(request(svc), unread, mutate=False).allowed
+
+
+def test_the_controller_reads_namespace_labels_onto_services() -> None:
+    c = Controller("kube-system", "me")
+    c.load("namespaces", [{"metadata": {"name": "shop", "labels": {"env": "prod"}}}])
+    svc = service("x", namespace="shop")
+    c.load("services", [svc, service("y", namespace="unseen")])
+    s, _ = snapshot_from(c.state, 0.0, 3.0)
+    labels = {x.key: x.namespace_labels for x in s.services}
+    assert labels == {"shop/x": {"env": "prod"}, "unseen/y": None}
+    c._route("namespaces", {"type": "MODIFIED", "object": {"metadata": {"name": "shop"}}})
+    assert c.state.namespace_labels["shop"] == {}

@@ -101,7 +101,29 @@ class Reader:
                 if (s.get("spec") or {}).get("type") == "LoadBalancer"
             ]
         subnets = self._node_subnets() if obj.get("kind") == "NetworkGatewayGroup" else []
-        return Context(config, subnets, services, namespace=self.namespace)
+        labels = self._namespace_labels(obj) if service and _selects_namespaces(config) else None
+        return Context(config, subnets, services, namespace=self.namespace, namespace_labels=labels)
+
+    def _namespace_labels(self, svc: dict[str, Any]) -> dict[str, str] | None:
+        """None when it cannot be read: the controller judges it then (it watches
+        namespaces), and admission refuses nothing for a failed read."""
+        name = (svc.get("metadata") or {}).get("namespace")
+        if not name:
+            return None
+        try:
+            namespace = self.core.read_namespace(name, _request_timeout=3)
+        except Exception as e:
+            log.warning("cannot read namespace", extra={"namespace": name, "error": str(e)})
+            return None
+        return dict((namespace.metadata and namespace.metadata.labels) or {})
+
+
+def _selects_namespaces(config: Config) -> bool:
+    lb = config.load_balancer
+    return lb is not None and any(
+        p.service_allocation and p.service_allocation.namespace_selector
+        for p in lb.spec.address_pools
+    )
 
 
 def app(reader: Reader) -> web.Application:

@@ -161,6 +161,9 @@ class ServiceAllocation(ApiModel):
         json_schema_extra={"x-kubernetes-list-type": "set"},
     )
     """Only Services in these namespaces; empty: any namespace."""
+    namespace_selector: dict[str, str] = Field(default_factory=dict)
+    """Only Services in namespaces with all of these labels (MetalLB's
+    namespaceSelectors, as matchLabels); empty: any namespace."""
     service_selector: dict[str, str] = Field(default_factory=dict)
     """Only Services with all of these labels; empty: any Service."""
 

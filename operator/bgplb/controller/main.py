@@ -125,6 +125,13 @@ class Controller:
                 self.observe(self.state.services, key, event)
             elif key in self.state.services:  # no longer ours (type or class changed)
                 self.observe(self.state.services, key, {"type": "DELETED", "object": obj})
+        elif kind == "namespaces":
+            labels = dict(meta.get("labels") or {})
+            if event.get("type") == "DELETED":
+                self.state.namespace_labels.pop(meta["name"], None)
+            elif self.state.namespace_labels.get(meta["name"]) != labels:
+                self.state.namespace_labels[meta["name"]] = labels
+                self.trigger.set()
         elif kind == "endpointslices":
             service = meta.get("labels", {}).get("kubernetes.io/service-name")
             if service and f"{meta['namespace']}/{service}" in self.state.services:
@@ -245,6 +252,7 @@ def _register() -> None:
         ("coordination.k8s.io", "v1", "leases"),
         ("", "v1", "services"),
         ("discovery.k8s.io", "v1", "endpointslices"),
+        ("", "v1", "namespaces"),
     ]
     for group, version, plural in watched:
 
@@ -269,6 +277,8 @@ def _list_everything(c: Controller) -> None:
     c.load("services", [api.sanitize_for_serialization(s) for s in services])
     slices = client.DiscoveryV1Api().list_endpoint_slice_for_all_namespaces().items
     c.load("endpointslices", [api.sanitize_for_serialization(s) for s in slices])
+    namespaces = core.list_namespace().items
+    c.load("namespaces", [api.sanitize_for_serialization(n) for n in namespaces])
 
 
 def _elect(c: Controller, loop: asyncio.AbstractEventLoop) -> None:

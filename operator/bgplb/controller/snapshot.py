@@ -67,6 +67,8 @@ class ClusterState:
     services: dict[ServiceKey, JSON] = field(default_factory=dict)
     endpoint_slices: dict[str, JSON] = field(default_factory=dict)
     """'namespace/name' of the slice → slice."""
+    namespace_labels: dict[str, dict[str, str]] = field(default_factory=dict)
+    """Namespace → its labels (pools may select namespaces by label)."""
 
 
 def _internal_ip(node: JSON) -> IPv4Address | None:
@@ -121,7 +123,10 @@ def node_from(
 
 
 def _service(
-    svc: JSON, endpoint_nodes: frozenset[str], ready_endpoints: int | None
+    svc: JSON,
+    endpoint_nodes: frozenset[str],
+    ready_endpoints: int | None,
+    namespace_labels: Mapping[str, str] | None = None,
 ) -> Service | None:
     spec, meta = svc.get("spec", {}), svc["metadata"]
     if spec.get("type") != "LoadBalancer":
@@ -141,6 +146,7 @@ def _service(
         ports=ports_of(svc),
         selector=selector_of(svc),
         labels=dict(meta.get("labels") or {}),
+        namespace_labels=namespace_labels,
         attributes=attributes,
         attribute_errors=tuple(f"{field}: {why}" for field, why in errors),
     )
@@ -274,7 +280,9 @@ def snapshot_from(
     counts = ready_endpoints(state.endpoint_slices.values())
     services = []
     for key, raw in sorted(state.services.items()):
-        svc = _service(raw, ready.get(key, frozenset()), counts.get(key))
+        namespace = key.partition("/")[0]
+        labels = state.namespace_labels.get(namespace)
+        svc = _service(raw, ready.get(key, frozenset()), counts.get(key), labels)
         if svc is not None:
             services.append(svc)
     holders: dict[IPv4Address, str] = {}

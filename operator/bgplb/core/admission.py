@@ -54,6 +54,9 @@ class Context:
     """Every Service of type LoadBalancer (for VIP conflicts)."""
     namespace: str | None = None
     """The operator's namespace: our objects anywhere else would be ignored."""
+    namespace_labels: Mapping[str, str] | None = None
+    """The labels of a Service's namespace, read only when a pool selects namespaces
+    by label (None: not read, or not readable — then nothing is refused for it)."""
 
 
 @dataclass(frozen=True)
@@ -171,12 +174,16 @@ def review_service(svc: JSON, ctx: Context) -> Decision:
     pool_name = (meta.get("annotations") or {}).get(POOL_ANNOTATION)
     annotation_path = f"metadata.annotations[{POOL_ANNOTATION}]"
     namespace, labels = str(meta.get("namespace") or ""), meta.get("labels") or {}
+
+    def refused(pool: Pool) -> str | None:
+        return pool.refuses(namespace, labels, ctx.namespace_labels)
+
     if pool_name is not None and lb is not None and pool_name not in pools:
         known = ", ".join(sorted(pools)) or "none"
         errors.append(
             FieldError(annotation_path, f"no address pool {pool_name!r} (pools: {known})")
         )
-    elif pool_name in pools and (why := pools[pool_name].refuses(namespace, labels)):
+    elif pool_name in pools and (why := refused(pools[pool_name])):
         errors.append(FieldError(annotation_path, why))
     errors += _sharing_key_errors(meta)
     _, bad = from_annotations(meta.get("annotations") or {})
@@ -198,9 +205,12 @@ def review_service(svc: JSON, ctx: Context) -> Decision:
     if not holding:
         where = f"address pool {pool_name!r}" if pool_name in pools else "any address pool"
         errors.append(FieldError("spec.loadBalancerIP", f"{ip} is not in {where}"))
-    elif all(p.refuses(namespace, labels) for p in holding):
+    elif all(refused(p) for p in holding):
         errors.append(
-            FieldError("spec.loadBalancerIP", f"{ip}: {holding[0].refuses(namespace, labels)}")
+            FieldError(
+                "spec.loadBalancerIP",
+                f"{ip}: {refused(holding[0])}",
+            )
         )
     me = sharing.of_object(svc)
     others = (sharing.of_object(o) for o in ctx.services if is_ours(o) and ip in vips_of(o))

@@ -22,6 +22,8 @@ class Pool:
     """Empty: any namespace."""
     service_selector: tuple[tuple[str, str], ...] = ()
     """Empty: any Service."""
+    namespace_selector: tuple[tuple[str, str], ...] = ()
+    """Empty: any namespace."""
     attributes: Attributes = NONE
     """What its VIPs are announced with."""
     aggregation_length: int = 32
@@ -48,6 +50,7 @@ class Pool:
             priority=scope.priority if scope else None,
             namespaces=frozenset(scope.namespaces) if scope else frozenset(),
             service_selector=tuple(sorted(scope.service_selector.items())) if scope else (),
+            namespace_selector=tuple(sorted(scope.namespace_selector.items())) if scope else (),
             attributes=_attributes(pool.advertisement),
             aggregation_length=(
                 pool.advertisement.aggregation_length if pool.advertisement else 32
@@ -55,12 +58,27 @@ class Pool:
             peer_selector=_selector(pool.advertisement),
         )
 
-    def refuses(self, namespace: str, labels: Mapping[str, str]) -> str | None:
+    def refuses(
+        self,
+        namespace: str,
+        labels: Mapping[str, str],
+        namespace_labels: Mapping[str, str] | None = None,
+    ) -> str | None:
         """Why a Service in `namespace` with `labels` may not have an address from this
-        pool (None: it may)."""
+        pool (None: it may). `namespace_labels` None: not known (the namespace not read
+        yet, or not readable), which refuses nothing: a cache gap must not take a
+        VIP away."""
         if self.namespaces and namespace not in self.namespaces:
             allowed = ", ".join(sorted(self.namespaces))
             return f"address pool {self.name!r} serves namespaces {allowed} only"
+        if self.namespace_selector and namespace_labels is not None:
+            selector = self.namespace_selector
+            absent = [f"{k}={v}" for k, v in selector if namespace_labels.get(k) != v]
+            if absent:
+                return (
+                    f"address pool {self.name!r} serves namespaces labelled "
+                    f"{', '.join(absent)} only"
+                )
         missing = [f"{k}={v}" for k, v in self.service_selector if labels.get(k) != v]
         if missing:
             return f"address pool {self.name!r} serves Services labelled {', '.join(missing)} only"

@@ -85,6 +85,8 @@ class Service:
     """spec.selector, sorted: Local Services share a VIP only with the same Pods."""
     labels: Mapping[str, str] = field(default_factory=dict)
     """Its labels: an address pool may serve only some (serviceAllocation)."""
+    namespace_labels: Mapping[str, str] | None = None
+    """Its namespace's labels (None: not known): a pool may serve only some."""
     attributes: Attributes = NONE
     """Communities of its own (annotations), added to its pool's."""
     attribute_errors: tuple[str, ...] = ()

@@ -18,22 +18,24 @@ class VipPlan:
     problems: Mapping[ServiceKey, str]
 
 
+def _refuses(pool: Pool, svc: Service) -> str | None:
+    return pool.refuses(svc.namespace, svc.labels, svc.namespace_labels)
+
+
 def _pools_for(svc: Service, pools: Mapping[str, Pool]) -> tuple[list[Pool], str | None]:
     """Pools the service may be allocated from automatically, in the order to try
     them (priority, then as listed), or why there are none."""
     if svc.pool is not None:
         if svc.pool not in pools:
             return [], f"address pool {svc.pool!r} (from its annotation) does not exist"
-        why = pools[svc.pool].refuses(svc.namespace, svc.labels)
+        why = _refuses(pools[svc.pool], svc)
         return ([], why) if why else ([pools[svc.pool]], None)
     auto = [p for p in pools.values() if not p.manual_assign]
     if not auto:
         return [], "no address pool is open to automatic allocation"
-    open_to_it = [p for p in auto if p.refuses(svc.namespace, svc.labels) is None]
+    open_to_it = [p for p in auto if _refuses(p, svc) is None]
     if not open_to_it:
-        return [], "no address pool serves it: " + "; ".join(
-            str(p.refuses(svc.namespace, svc.labels)) for p in auto
-        )
+        return [], "no address pool serves it: " + "; ".join(str(_refuses(p, svc)) for p in auto)
     return sorted(open_to_it, key=lambda p: p.order), None
 
 
@@ -45,15 +47,13 @@ def _named(svc: Service, pools: Mapping[str, Pool]) -> Iterable[Pool]:
 
 
 def _may_hold(svc: Service, address: int, pools: Mapping[str, Pool]) -> bool:
-    return any(
-        address in p and p.refuses(svc.namespace, svc.labels) is None for p in _named(svc, pools)
-    )
+    return any(address in p and _refuses(p, svc) is None for p in _named(svc, pools))
 
 
 def _refusal(svc: Service, address: int, pools: Mapping[str, Pool]) -> str:
     """Why `svc` may not have `address` (`_may_hold` said so), after "requested X"."""
     for pool in _named(svc, pools):
-        if address in pool and (why := pool.refuses(svc.namespace, svc.labels)):
+        if address in pool and (why := _refuses(pool, svc)):
             return f": {why}"
     return f" is not in {f'address pool {svc.pool!r}' if svc.pool else 'any address pool'}"
 
