@@ -238,15 +238,20 @@ class Agent:
             ips = self.plumbed
         # New floating IPs first, so new sessions can bind at once; old ones last, so
         # sessions leaving this node still send their Cease from the old address and
-        # the ToR does not hold a stale session until its hold timer expires.
+        # the ToR does not hold a stale session until its hold timer expires. With no
+        # floating IP to move (a Service created, a next hop changed), the speaker goes
+        # first: the interfaces are only re-checked, and the UPDATE need not wait on it.
+        steady = ips == self.plumbed
+        changes = await self.service.apply(desired.service) if steady else 0
         result = await self.floating.sync(ips | self.plumbed)
         metrics.FLOATING_IP_CHANGES.labels("add").inc(len(result.added))
         for ip, why in result.unplaceable.items():
             log.warning("cannot place floating IP", extra={"ip": str(ip), "reason": why})
-        changes = await self.service.apply(desired.service)
+        if not steady:
+            changes = await self.service.apply(desired.service)
         if changes:
             log.info("speaker updated", extra={"changes": changes})
-        removed = await self.floating.sync(ips)
+        removed = result if steady else await self.floating.sync(ips)
         metrics.FLOATING_IP_CHANGES.labels("remove").inc(len(removed.removed))
         self.plumbed = ips
         held = ips | {self.node_ip}

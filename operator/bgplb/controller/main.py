@@ -51,7 +51,10 @@ class Controller:
     namespace: str
     identity: str
     lease_expiry: float = 3.0
-    debounce: float = 0.05
+    debounce: float = 0.02
+    """Seconds to gather a burst of events into one pass. A pass takes longer than
+    this under a burst (1,000 Services), so bursts still batch; a lone Service create
+    waited 50 ms for nothing (bench-versus: create p50 0.221 s vs MetalLB's 0.135)."""
     state: ClusterState = field(init=False)
     trigger: asyncio.Event = field(default_factory=asyncio.Event)
     leading: threading.Event = field(default_factory=threading.Event)
