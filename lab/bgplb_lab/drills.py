@@ -14,6 +14,7 @@ import os
 import signal
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -393,7 +394,7 @@ def _victim_paths(lab: Lab, ip: str) -> dict[str, list[tuple[str, ...]]]:
     }
 
 
-def drain(lab: Lab, victim: str = "n3", seconds: int = 8) -> Result:
+def drain(lab: Lab, victim: str = "n3", seconds: int = 15) -> Result:
     """`kubectl drain` of a load-balancing node under client traffic (issue 14 item
     6): its path stays on both ToRs marked GRACEFUL_SHUTDOWN (worst MED), which takes
     it out of their ECMP groups at once; after `seconds` it is withdrawn. Its Pods are
@@ -416,10 +417,15 @@ def drain(lab: Lab, victim: str = "n3", seconds: int = 8) -> Result:
 
     set_drain(seconds)
     try:
-        with traffic(lab) as log:
+        with traffic(lab) as log, ThreadPoolExecutor(1) as pool:
             time.sleep(2)
             t0 = time.time()
-            lab.kubectl("cordon", victim)
+            # kubectl drain cordons, then evicts at once: bgplb marks the path while
+            # the Pods go.
+            drained = pool.submit(
+                lab.kubectl, "drain", victim, "--ignore-daemonsets", "--delete-emptydir-data",
+                "--timeout=120s",
+            )  # fmt: skip
             wait_for(f"{victim}'s path marked on both ToRs", marked, timeout=30, every=0.1)
             marked_s = time.time() - t0
             wait_for(
@@ -430,8 +436,8 @@ def drain(lab: Lab, victim: str = "n3", seconds: int = 8) -> Result:
             )
             out_of_ecmp_s = time.time() - t0
             still_held = all(_victim_paths(lab, ip).values())
-            lab.kubectl("drain", victim, "--ignore-daemonsets", "--delete-emptydir-data",
-                        "--timeout=120s")  # fmt: skip
+            drained.result()
+            evicted_s = time.time() - t0
             wait_for(
                 f"{victim}'s path withdrawn from both ToRs",
                 lambda: not any(_victim_paths(lab, ip).values()),
@@ -459,6 +465,7 @@ def drain(lab: Lab, victim: str = "n3", seconds: int = 8) -> Result:
             "drain_seconds": seconds,
             "marked_s": round(marked_s, 2),
             "out_of_ecmp_s": round(out_of_ecmp_s, 2),
+            "pods_evicted_s": round(evicted_s, 2),
             "path_held_while_out_of_ecmp": still_held,
             "withdrawn_s": round(withdrawn_s, 2),
             "requests": len(result.requests),
