@@ -383,13 +383,15 @@ class GoBGPSpeaker:
         # Before new paths go out: none may reach a neighbour it is denied to.
         policy_changed = dict(desired.denied) != dict(held.denied)
         if policy_changed:
-            await self._stub.SetPolicies(policies_request(desired.denied))
+            await self._set_policy(desired.denied)
             changes += 1
         added = sorted(desired.paths - held.paths)
         # A path re-added with new attributes replaces itself (same identifier): its
         # old version must not be withdrawn after it.
         replaced = {p.key for p in added}
         withdrawn = sorted(p for p in held.paths - desired.paths if p.key not in replaced)
+        if policy_changed:
+            await self._withdraw_newly_denied(held, desired)
         if added or withdrawn:
             await self._stub.AddPathStream(_path_stream(added, withdrawn, desired.asn))
             changes += len(added) + len(withdrawn)
@@ -400,6 +402,31 @@ class GoBGPSpeaker:
                 await self._soft_reset_out(address)
         self._held = desired
         return changes
+
+    async def _set_policy(self, denied: Mapping[IPv4Network, frozenset[IPv4Address]]) -> None:
+        request = policies_request(denied)
+        await self._stub.SetPolicies(request)
+        # gobgpd 3.10 stores SetPolicies' assignments but does not apply them: the
+        # global export takes the policy only when assigned on its own.
+        assignment = api.SetPolicyAssignmentRequest(assignment=request.assignments[0])
+        await self._stub.SetPolicyAssignment(assignment)
+
+    async def _withdraw_newly_denied(self, held: SpeakerConfig, desired: SpeakerConfig) -> None:
+        """gobgpd 3.10 neither withdraws a path that a new export policy rejects nor
+        does so on a soft reset out (checked against FRR here): such paths are
+        withdrawn and announced again, which the policy now keeps from the newly
+        denied neighbours. The neighbours still allowed see the same path leave and
+        come back in one stream: narrowing a pool's peerSelector is an operator's
+        change, and rare."""
+        narrowed = {
+            prefix
+            for prefix, neighbours in desired.denied.items()
+            if not neighbours <= held.denied.get(prefix, frozenset())
+        }
+        again = sorted(p for p in desired.paths & held.paths if p.prefix in narrowed)
+        if again:
+            stream = _path_stream([], again, desired.asn) + _path_stream(again, [], desired.asn)
+            await self._stub.AddPathStream(stream)
 
     async def _soft_reset_out(self, address: IPv4Address) -> None:
         request = api.ResetPeerRequest(
