@@ -194,7 +194,7 @@ def test_a_pools_attributes_and_a_services_communities_reach_both_tors(lab: Lab)
             "the /31 on both ToRs instead of the /32",
             lambda: (
                 attributes_on_tors(lab, block) == {"frr": {wanted}, "bird": {wanted}}
-                and attributes_on_tors(lab, address) == {"frr": set(), "bird": set()}
+                and attributes_on_tors(lab, f"{address}/32") == {"frr": set(), "bird": set()}
             ),
             timeout=30,
         )

@@ -272,7 +272,8 @@ class FRR:
         return kernel_next_hops(self.host, prefix)
 
     def paths(self, prefix: str) -> list[PathSeen]:
-        """Every path held for `prefix`, with its attributes (`show bgp ... json`)."""
+        """Every path held for `prefix` (exactly that prefix when it has a length, else
+        the longest match of the address), with its attributes (`show bgp ... json`)."""
         data = self.json(f"show bgp ipv4 unicast {prefix}")
         seen = []
         for path in data.get("paths", []):
@@ -381,8 +382,10 @@ class BIRD:
         return kernel_next_hops(self.host, prefix)
 
     def paths(self, prefix: str) -> list[PathSeen]:
-        """Every path held for `prefix`, with its attributes (`show route ... all`)."""
-        out = self.birdc(f"show route for {prefix} all", check=False)
+        """Every path held for `prefix` (exactly that prefix when it has a length, else
+        the longest match of the address), with its attributes (`show route ... all`)."""
+        query = prefix if "/" in prefix else f"for {prefix}"
+        out = self.birdc(f"show route {query} all", check=False)
         blocks: list[dict[str, str]] = []
         for line in out.splitlines():
             if " unicast [" in line:
