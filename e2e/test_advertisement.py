@@ -256,6 +256,45 @@ def test_a_pool_with_a_peer_selector_is_announced_only_to_the_peers_it_selects(
     on_tors(lab, address, False)
 
 
+def test_a_pool_selecting_namespaces_by_label_serves_them_and_refuses_others(lab: Lab) -> None:
+    """namespaceSelector on the real API server: the controller (watching Namespaces)
+    gives a Service in a labelled namespace the pool's address; the webhook (reading
+    the Service's namespace) refuses the pool to a Service in an unlabelled one."""
+    lb = lab.get_json("bgploadbalancer", "-n", NAMESPACE, "default")
+    before = lb["spec"]["addressPools"]
+    pool = {
+        "name": "labelled",
+        "addresses": ["203.0.113.12-203.0.113.13"],
+        "serviceAllocation": {"namespaceSelector": {"bgplb-e2e": "yes"}, "priority": 1},
+    }
+    lab.kubectl("create", "namespace", "labelled")
+    lab.kubectl("label", "namespace", "labelled", "bgplb-e2e=yes")
+    try:
+        lab.kubectl(
+            "patch", "bgploadbalancer", "default", "-n", NAMESPACE, "--type=merge",
+            "-p", json.dumps({"spec": {"addressPools": [*before, pool]}}),
+        )  # fmt: skip
+        lab.apply([service("in-labelled", namespace="labelled")])
+        address = wait_for(
+            "the labelled namespace's VIP",
+            lambda: (lab.get_json("service", "-n", "labelled", "in-labelled")["status"]
+                     .get("loadBalancer", {}).get("ingress") or [{}])[0].get("ip"),
+        )  # fmt: skip
+        assert address == "203.0.113.12"  # the priority pool, by the namespace's label
+        on_tors(lab, address, True)
+        wrong = service("wrong-namespace")
+        wrong["metadata"]["annotations"] = {"networking.bgplb.io/address-pool": "labelled"}
+        with pytest.raises(RuntimeError, match="serves namespaces labelled bgplb-e2e=yes only"):
+            lab.apply([wrong])
+    finally:
+        lab.kubectl("delete", "namespace", "labelled", "--wait=false")
+        lab.kubectl(
+            "patch", "bgploadbalancer", "default", "-n", NAMESPACE, "--type=merge",
+            "-p", json.dumps({"spec": {"addressPools": before}}),
+        )  # fmt: skip
+    on_tors(lab, "203.0.113.12", False)
+
+
 def test_the_labs_own_config_as_an_anthos_cluster_converts_to_what_the_api_accepts(
     lab: Lab, tmp_path: Path
 ) -> None:
@@ -307,6 +346,47 @@ def test_the_labs_own_config_as_an_anthos_cluster_converts_to_what_the_api_accep
     converted = list(yaml.safe_load_all(out.read_text()))
     assert {o["kind"] for o in converted} == {"NetworkGatewayGroup", "BGPLoadBalancer", "BGPPeer"}
     # The lab's API server, CRDs and webhook take every object as written.
+    lab.kubectl(
+        "apply", "--server-side", "--force-conflicts", "--dry-run=server", "-f", "-",
+        stdin=out.read_text(),
+    )  # fmt: skip
+
+
+def test_a_metallb_config_for_the_lab_converts_to_what_the_api_accepts(
+    lab: Lab, tmp_path: Path
+) -> None:
+    """`bgplb convert` of a MetalLB configuration for the lab (its pool, both ToRs as
+    BGPPeers, an advertisement with a community and an aggregation length; the
+    floating IPs MetalLB has none of given on the command line): the lab's API server
+    and webhook accept the output as written (server-side dry run)."""
+    floating = lab.get_json("networkgatewaygroup", "-n", NAMESPACE, "default")["spec"]
+    metallb = [
+        {"apiVersion": "metallb.io/v1beta1", "kind": "IPAddressPool",
+         "metadata": {"name": "pool1", "namespace": "metallb-system"},
+         "spec": {"addresses": [POOL]}},
+        *[
+            {"apiVersion": "metallb.io/v1beta2", "kind": "BGPPeer",
+             "metadata": {"name": name, "namespace": "metallb-system"},
+             "spec": {"myASN": LOCAL_ASN, "peerASN": TOR_ASN, "peerAddress": ip,
+                      "holdTime": "9s", "keepaliveTime": "3s"}}
+            for name, ip in (("tor-frr", FRR_IP), ("tor-bird", BIRD_IP))
+        ],
+        {"apiVersion": "metallb.io/v1beta1", "kind": "BGPAdvertisement",
+         "metadata": {"name": "all", "namespace": "metallb-system"},
+         "spec": {"communities": ["65000:100"]}},
+    ]  # fmt: skip
+    given = tmp_path / "metallb.yaml"
+    given.write_text(yaml.safe_dump_all(metallb))
+    out = tmp_path / "bgplb.yaml"
+    floating_args = [a for ip in floating["floatingIPs"] for a in ("--floating-ip", ip)]
+    subprocess.run(
+        [sys.executable, "-m", "bgplb.cli", "convert", str(given), "--namespace", NAMESPACE,
+         *floating_args, "-o", str(out)],
+        check=True,
+    )  # fmt: skip
+    converted = {o["kind"]: o for o in yaml.safe_load_all(out.read_text())}
+    pools = converted["BGPLoadBalancer"]["spec"]["addressPools"]
+    assert pools[0]["advertisement"] == {"communities": ["65000:100"]}
     lab.kubectl(
         "apply", "--server-side", "--force-conflicts", "--dry-run=server", "-f", "-",
         stdin=out.read_text(),

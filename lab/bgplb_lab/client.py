@@ -49,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
         while True:
             started = time.time()
             ok, body = request(args.vip, args.port, args.timeout)
-            out.write(json.dumps({"t": started, "ok": ok, "answer": body}) + "\n")
+            took = round(time.time() - started, 3)
+            out.write(json.dumps({"t": started, "ok": ok, "answer": body, "dt": took}) + "\n")
             time.sleep(max(0.0, args.interval - (time.time() - started)))
 
 
