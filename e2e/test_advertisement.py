@@ -41,8 +41,8 @@ def keyed(name: str, port: int, key: str | None, **spec: Any) -> dict[str, Any]:
     return svc
 
 
-def vip(lab: Lab, name: str) -> str | None:
-    ingress = lab.get_json("service", "-n", "default", name)["status"]["loadBalancer"]
+def vip(lab: Lab, name: str, namespace: str = "default") -> str | None:
+    ingress = lab.get_json("service", "-n", namespace, name)["status"]["loadBalancer"]
     return str(ingress["ingress"][0]["ip"]) if ingress.get("ingress") else None
 
 
@@ -76,6 +76,14 @@ def test_services_with_one_sharing_key_share_a_vip_on_both_tors(lab: Lab) -> Non
     on_tors(lab, address, False)
 
 
+def patch_load_balancer(lab: Lab, patch: dict[str, Any]) -> None:
+    """Merge-patch the lab's BGPLoadBalancer (through the webhook, as a user would)."""
+    lab.kubectl(
+        "patch", "bgploadbalancer", "default", "-n", NAMESPACE, "--type=merge",
+        "-p", json.dumps(patch),
+    )  # fmt: skip
+
+
 def on_tors(lab: Lab, address: str, wanted: bool, timeout: float = 60) -> None:
     def there() -> bool:
         hops = lab.tor_next_hops(address).values()
@@ -102,17 +110,10 @@ def test_a_scoped_pool_serves_its_namespace_first_and_refuses_others(lab: Lab) -
     patch = {"spec": {"addressPools": [*before, scoped]}}
     lab.kubectl("create", "namespace", "team-a")
     try:
-        lab.kubectl(
-            "patch", "bgploadbalancer", "default", "-n", NAMESPACE, "--type=merge",
-            "-p", json.dumps(patch),
-        )  # fmt: skip
+        patch_load_balancer(lab, patch)
         # No selector: no EndpointSlice, so no "no endpoint" withdrawal to wait out.
         lab.apply([service("team-svc", namespace="team-a")])
-        address = wait_for(
-            "team-a's VIP",
-            lambda: (lab.get_json("service", "-n", "team-a", "team-svc")["status"]
-                     .get("loadBalancer", {}).get("ingress") or [{}])[0].get("ip"),
-        )  # fmt: skip
+        address = wait_for("team-a's VIP", lambda: vip(lab, "team-svc", "team-a"))
         assert address == "203.0.113.12"  # the priority pool, not pool1's free .2
         on_tors(lab, address, True)
         wrong = service("wrong-pool")
@@ -122,10 +123,7 @@ def test_a_scoped_pool_serves_its_namespace_first_and_refuses_others(lab: Lab) -
     finally:
         lab.kubectl("delete", "namespace", "team-a", "--wait=false")
         restore = {"spec": {"addressPools": before}}
-        lab.kubectl(
-            "patch", "bgploadbalancer", "default", "-n", NAMESPACE, "--type=merge",
-            "-p", json.dumps(restore),
-        )  # fmt: skip
+        patch_load_balancer(lab, restore)
     on_tors(lab, "203.0.113.12", False)
 
 
@@ -163,10 +161,7 @@ def test_a_pools_attributes_and_a_services_communities_reach_both_tors(lab: Lab)
     }
     address = "203.0.113.12"
     try:
-        lab.kubectl(
-            "patch", "bgploadbalancer", "default", "-n", NAMESPACE, "--type=merge",
-            "-p", json.dumps(patch),
-        )  # fmt: skip
+        patch_load_balancer(lab, patch)
         lab.apply([svc])  # no selector: no EndpointSlice, no "no endpoint" withdrawal
         wait_for("the marked Service's VIP", lambda: vip(lab, "marked") == address)
         on_tors(lab, address, True)
@@ -185,10 +180,7 @@ def test_a_pools_attributes_and_a_services_communities_reach_both_tors(lab: Lab)
         assert route["spec"]["communities"] == ["65000:7", "65000:100", "65535:65281"]
         # Aggregated: the /31 holding the VIP replaces the /32, with the same attributes.
         marked["advertisement"]["aggregationLength"] = 31
-        lab.kubectl(
-            "patch", "bgploadbalancer", "default", "-n", NAMESPACE, "--type=merge",
-            "-p", json.dumps({"spec": {"addressPools": [*before, marked]}}),
-        )  # fmt: skip
+        patch_load_balancer(lab, {"spec": {"addressPools": [*before, marked]}})
         block = "203.0.113.12/31"
         wait_for(
             "the /31 on both ToRs instead of the /32",
@@ -205,10 +197,7 @@ def test_a_pools_attributes_and_a_services_communities_reach_both_tors(lab: Lab)
     finally:
         lab.kubectl("delete", "service", "-n", "default", "--ignore-not-found", "marked")
         restore = {"spec": {"addressPools": before}}
-        lab.kubectl(
-            "patch", "bgploadbalancer", "default", "-n", NAMESPACE, "--type=merge",
-            "-p", json.dumps(restore),
-        )  # fmt: skip
+        patch_load_balancer(lab, restore)
     on_tors(lab, address, False)
     wait_for(
         "the /31 gone from both ToRs",
@@ -234,10 +223,7 @@ def test_a_pool_with_a_peer_selector_is_announced_only_to_the_peers_it_selects(
     address = "203.0.113.12"
     lab.kubectl("label", "bgppeer", "tor-frr", "-n", NAMESPACE, "vendor=frr")
     try:
-        lab.kubectl(
-            "patch", "bgploadbalancer", "default", "-n", NAMESPACE, "--type=merge",
-            "-p", json.dumps({"spec": {"addressPools": [*before, pool]}}),
-        )  # fmt: skip
+        patch_load_balancer(lab, {"spec": {"addressPools": [*before, pool]}})
         lab.apply([svc])
         wait_for("the Service's VIP", lambda: vip(lab, "frr-only") == address)
         wait_for("on FRR", lambda: bool(lab.tor_next_hops(address)["frr"]), timeout=60)
@@ -248,10 +234,7 @@ def test_a_pool_with_a_peer_selector_is_announced_only_to_the_peers_it_selects(
         assert route["spec"]["peers"] == ["tor-frr"]
     finally:
         lab.kubectl("delete", "service", "-n", "default", "--ignore-not-found", "frr-only")
-        lab.kubectl(
-            "patch", "bgploadbalancer", "default", "-n", NAMESPACE, "--type=merge",
-            "-p", json.dumps({"spec": {"addressPools": before}}),
-        )  # fmt: skip
+        patch_load_balancer(lab, {"spec": {"addressPools": before}})
         lab.kubectl("label", "bgppeer", "tor-frr", "-n", NAMESPACE, "vendor-")
     on_tors(lab, address, False)
 
@@ -270,16 +253,11 @@ def test_a_pool_selecting_namespaces_by_label_serves_them_and_refuses_others(lab
     lab.kubectl("create", "namespace", "labelled")
     lab.kubectl("label", "namespace", "labelled", "bgplb-e2e=yes")
     try:
-        lab.kubectl(
-            "patch", "bgploadbalancer", "default", "-n", NAMESPACE, "--type=merge",
-            "-p", json.dumps({"spec": {"addressPools": [*before, pool]}}),
-        )  # fmt: skip
+        patch_load_balancer(lab, {"spec": {"addressPools": [*before, pool]}})
         lab.apply([service("in-labelled", namespace="labelled")])
         address = wait_for(
-            "the labelled namespace's VIP",
-            lambda: (lab.get_json("service", "-n", "labelled", "in-labelled")["status"]
-                     .get("loadBalancer", {}).get("ingress") or [{}])[0].get("ip"),
-        )  # fmt: skip
+            "the labelled namespace's VIP", lambda: vip(lab, "in-labelled", "labelled")
+        )
         assert address == "203.0.113.12"  # the priority pool, by the namespace's label
         on_tors(lab, address, True)
         wrong = service("wrong-namespace")
@@ -288,10 +266,7 @@ def test_a_pool_selecting_namespaces_by_label_serves_them_and_refuses_others(lab
             lab.apply([wrong])
     finally:
         lab.kubectl("delete", "namespace", "labelled", "--wait=false")
-        lab.kubectl(
-            "patch", "bgploadbalancer", "default", "-n", NAMESPACE, "--type=merge",
-            "-p", json.dumps({"spec": {"addressPools": before}}),
-        )  # fmt: skip
+        patch_load_balancer(lab, {"spec": {"addressPools": before}})
     on_tors(lab, "203.0.113.12", False)
 
 
