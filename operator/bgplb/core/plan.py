@@ -212,8 +212,18 @@ def replan_services(
     )
     vips.update(vip_plan.vips)
     routes.update(route_plan.routes)
-    # A changed Service's communities reach every route of its VIP (sharing).
-    routes = with_attributes(routes, ours, _pools(lb).values(), previous.peer_labels)
+    # A changed Service's communities reach every route of its VIP (sharing): those
+    # routes are decided again, the rest stand as planned.
+    vips_redone = {r[k].prefix for r in (routes, previous.routes) for k in redo if k in r}
+    sharing = {k: r for k, r in routes.items() if r.prefix in vips_redone}
+    routes.update(
+        with_attributes(
+            sharing,
+            [by_key[k] for k in sharing if k in by_key],
+            _pools(lb).values(),
+            previous.peer_labels,
+        )
+    )
     problems.update(
         _merge(
             vip_plan.problems,

@@ -118,7 +118,7 @@ def plan_routes(
             shared[vip] = hops
             continue
         now = current.get(svc.key, ())
-        usable = tuple(ip for ip in hops if ip not in draining) or hops
+        usable = (tuple(ip for ip in hops if ip not in draining) or hops) if draining else hops
         if len(now) == 1 and now[0] in usable:
             routes[svc.key] = Route(prefix, now, svc.key)
             load[now[0]] += 1
@@ -151,6 +151,8 @@ def plan_routes(
 def _mark_draining(
     routes: dict[ServiceKey, Route], draining: frozenset[IPv4Address]
 ) -> dict[ServiceKey, Route]:
+    if not draining:  # the usual case: no pass over every route's 500 next hops
+        return routes
     for key, route in routes.items():
         if leaving := tuple(ip for ip in route.next_hops if ip in draining):
             routes[key] = replace(route, draining=leaving)
@@ -169,6 +171,7 @@ def with_attributes(
     aggregated: the block's next hops would include nodes without its endpoints."""
     by_key = {s.key: s for s in services}
     ordered = sorted(pools, key=lambda p: p.order)
+    announcers = {p.name: p.announced_by(peers or {}) for p in ordered}
     pool_of: dict[IPv4Network, Pool | None] = {}
     per_vip: dict[IPv4Network, Attributes] = {}
     local: set[IPv4Network] = set()
@@ -180,7 +183,8 @@ def with_attributes(
             pool = pool_of[route.prefix]
             per_vip[route.prefix] = pool.attributes if pool else NONE
         if svc is not None:
-            per_vip[route.prefix] = per_vip[route.prefix].with_(svc.attributes)
+            if svc.attributes != NONE:
+                per_vip[route.prefix] = per_vip[route.prefix].with_(svc.attributes)
             if svc.local_traffic:
                 local.add(route.prefix)
     out = {}
@@ -188,7 +192,7 @@ def with_attributes(
         pool = pool_of[route.prefix]
         length = 32 if pool is None or route.prefix in local else pool.aggregation_length
         attributes = per_vip[route.prefix]
-        by = pool.announced_by(peers or {}) if pool else None
+        by = announcers[pool.name] if pool else None
         if (route.attributes, route.aggregation_length, route.peers) == (attributes, length, by):
             out[key] = route
         else:
