@@ -4,10 +4,9 @@ Service's, Services sharing a VIP)."""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from bgplb.api.communities import (
     GRACEFUL_SHUTDOWN,
@@ -19,6 +18,8 @@ from bgplb.api.communities import (
     parse_list,
 )
 from bgplb.api.contract import COMMUNITIES_ANNOTATION, LARGE_COMMUNITIES_ANNOTATION
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -92,28 +93,41 @@ those that do not (paths from one AS compare MEDs), so new flows go elsewhere wh
 the path stays up as a fallback."""
 
 
+def _each(texts: Iterable[str], parse: Callable[[str], T]) -> tuple[list[T], list[str]]:
+    """Every text parsed, and why each that does not parse does not."""
+    values: list[T] = []
+    errors: list[str] = []
+    for text in texts:
+        try:
+            values.append(parse(text))
+        except CommunityError as e:
+            errors.append(str(e))
+    return values, errors
+
+
+def _annotation(annotations: Mapping[str, Any], name: str) -> tuple[list[str], list[str]]:
+    """The annotation's entries, and an error if it is not a string."""
+    value = annotations.get(name)
+    if value is None:
+        return [], []
+    if not isinstance(value, str):
+        return [], ["not a string"]
+    return parse_list(value), []
+
+
 def from_annotations(annotations: Mapping[str, Any]) -> tuple[Attributes, list[tuple[str, str]]]:
     """A Service's own communities, and (field, reason) for each entry that is not
     one. The webhook refuses those; the controller advertises without them and says
     why in an Event, so a bad annotation never withdraws a working VIP."""
-    communities: list[int] = []
-    large: list[tuple[int, int, int]] = []
-    errors: list[tuple[str, str]] = []
-    for name, parse, out in (
-        (COMMUNITIES_ANNOTATION, parse_community, communities),
-        (LARGE_COMMUNITIES_ANNOTATION, parse_large_community, large),
-    ):
-        value = annotations.get(name)
-        if value is None:
-            continue
-        if not isinstance(value, str):
-            errors.append((f"metadata.annotations[{name}]", "not a string"))
-            continue
-        for text in parse_list(value):
-            try:
-                out.append(parse(text))  # type: ignore[arg-type]
-            except CommunityError as e:
-                errors.append((f"metadata.annotations[{name}]", str(e)))
+    texts, bad = _annotation(annotations, COMMUNITIES_ANNOTATION)
+    communities, wrong = _each(texts, parse_community)
+    large_texts, bad_large = _annotation(annotations, LARGE_COMMUNITIES_ANNOTATION)
+    large, wrong_large = _each(large_texts, parse_large_community)
+    errors = [(f"metadata.annotations[{COMMUNITIES_ANNOTATION}]", w) for w in bad + wrong]
+    errors += [
+        (f"metadata.annotations[{LARGE_COMMUNITIES_ANNOTATION}]", w)
+        for w in bad_large + wrong_large
+    ]
     return Attributes.of(communities, large), errors
 
 
@@ -125,12 +139,6 @@ def of_route(
 ) -> Attributes:
     """A BGPAdvertisedRoute's attributes. The CRD refuses what does not parse; an
     entry that slips past it anyway is left out rather than the route."""
-    good: list[int] = []
-    for text in communities or ():
-        with contextlib.suppress(CommunityError):
-            good.append(parse_community(text))
-    large: list[tuple[int, int, int]] = []
-    for text in large_communities or ():
-        with contextlib.suppress(CommunityError):
-            large.append(parse_large_community(text))
+    good, _ = _each(communities or (), parse_community)
+    large, _ = _each(large_communities or (), parse_large_community)
     return Attributes.of(good, large, as_path_prepend or 0, med)
