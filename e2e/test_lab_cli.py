@@ -67,6 +67,8 @@ def test_lab_up_status_down() -> None:
         assert "default-default-demo" in status.stdout
     finally:
         down = bgplb_lab(*lab, "down")
+        if not work.exists():  # else keep what `down` left behind, for a look
+            parent.rmdir()
     assert down.returncode == 0
     assert not [n for n in namespaces() if n.startswith(prefix)]
     assert not work.exists()
