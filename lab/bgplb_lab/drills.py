@@ -46,6 +46,11 @@ class TrafficLog:
 
     requests: list[dict[str, Any]]
 
+    def __post_init__(self) -> None:
+        # The client logs each request as it ends; they overlap, so ends are not in
+        # the order of starts.
+        self.requests.sort(key=lambda r: float(r["t"]))
+
     @property
     def failed(self) -> int:
         return sum(not r["ok"] for r in self.requests)
