@@ -153,6 +153,10 @@ class FRR:
     bfd_ms: int = 0
     """> 0: BFD with the nodes (bfdd), this interval both ways."""
     bfd_multiplier: int = 3
+    static: tuple[str, ...] = ()
+    """Addresses (the floating IPs) known as static neighbours, connected to every
+    second while down: a moved floating IP's session comes up on the ToR's next
+    attempt (README: On the ToRs). The rest of `listen_range` stays dynamic."""
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     @property
@@ -173,6 +177,7 @@ class FRR:
     def config(self) -> str:
         password = f" neighbor NODES password {self.password}\n" if self.password else ""
         bfd = " neighbor NODES bfd\n neighbor NODES bfd profile nodes\n" if self.bfd_ms else ""
+        static = "".join(f" neighbor {a} peer-group NODES\n" for a in self.static)
         return (
             "frr defaults datacenter\n"
             f"hostname {self.host.name}\n"
@@ -186,6 +191,7 @@ class FRR:
             " neighbor NODES timers connect 1\n"
             f"{password}"
             f"{bfd}"
+            f"{static}"
             f" bgp listen range {self.listen_range} peer-group NODES\n"
             " address-family ipv4 unicast\n"
             "  maximum-paths 16\n"
@@ -304,6 +310,9 @@ class BIRD:
     bfd_ms: int = 0
     """> 0: BFD with the nodes, this interval both ways."""
     bfd_multiplier: int = 3
+    static: tuple[str, ...] = ()
+    """As FRR's: static neighbours, named node_<address> (`established` lists them
+    with the dynamic node1, node2, ...)."""
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -330,16 +339,25 @@ class BIRD:
             "  merge paths on;\n"
             "}\n"
             f"{bfd_protocol}"
-            "protocol bgp nodes {\n"
+            "template bgp node_template {\n"
             f"  local {self.host.ip} as {self.asn};\n"
-            f"  neighbor range {self.listen_range} as {self.peer_asn};\n"
-            '  dynamic name "node";\n'
             # A moved floating IP reconnects at once (README: On the ToRs).
             "  error wait time 1, 10;\n"
             "  connect delay time 1;\n"
+            "  connect retry time 1;\n"
             f"{bfd}"
             "  ipv4 { import all; export none; add paths rx; };\n"
             "}\n"
+            "protocol bgp nodes from node_template {\n"
+            f"  neighbor range {self.listen_range} as {self.peer_asn};\n"
+            '  dynamic name "node";\n'
+            "}\n"
+            + "".join(
+                f"protocol bgp node_{a.replace('.', '_')} from node_template {{\n"
+                f"  neighbor {a} as {self.peer_asn};\n"
+                "}\n"
+                for a in self.static
+            )
         )
 
     def start(self) -> BIRD:
@@ -360,7 +378,8 @@ class BIRD:
         return self.host.exec("birdc", "-s", str(self.socket), command, check=check)
 
     def established(self) -> dict[str, str]:
-        """Dynamic protocol name → its 'show protocols' line, for Established ones."""
+        """Protocol name (dynamic or static) → its 'show protocols' line, for
+        Established ones."""
         out = self.birdc("show protocols")
         return {
             line.split()[0]: line

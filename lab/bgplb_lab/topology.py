@@ -164,6 +164,7 @@ class Lab:
             LOCAL_ASN,
             bfd_ms=BFD_MS,
             bfd_multiplier=BFD_MULTIPLIER,
+            static=FLOATING_IPS,
         )
 
     @property
@@ -177,6 +178,7 @@ class Lab:
             LOCAL_ASN,
             bfd_ms=BFD_MS,
             bfd_multiplier=BFD_MULTIPLIER,
+            static=FLOATING_IPS,
         )
 
     @property

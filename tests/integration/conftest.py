@@ -20,6 +20,9 @@ from bgplb_lab.daemons import BIRD, FRR, GoBGPd
 from bgplb_lab.netns import Host, segment
 
 SEGMENT = IPv4Network("192.0.2.0/24")
+FLOATING_IPS = ("192.0.2.100", "192.0.2.101")
+"""The floating IPs the tests use: static neighbours on both ToRs, which open their
+sessions as a production ToR configured for them would (README: On the ToRs)."""
 TOR_ASN, CLUSTER_ASN = 65000, 65001
 
 
@@ -49,8 +52,8 @@ def fabric(workdir: Path, request: pytest.FixtureRequest) -> Iterator[Fabric]:
         tor_frr = seg.add_host("tor1", "192.0.2.1/24")
         tor_bird = seg.add_host("tor2", "192.0.2.2/24")
         nodes = {f"n{i}": seg.add_host(f"n{i}", f"192.0.2.1{i}/24") for i in (1, 2, 3)}
-        frr = FRR(tor_frr, workdir, TOR_ASN, SEGMENT, CLUSTER_ASN).start()
-        bird = BIRD(tor_bird, workdir, TOR_ASN, SEGMENT, CLUSTER_ASN).start()
+        frr = FRR(tor_frr, workdir, TOR_ASN, SEGMENT, CLUSTER_ASN, static=FLOATING_IPS).start()
+        bird = BIRD(tor_bird, workdir, TOR_ASN, SEGMENT, CLUSTER_ASN, static=FLOATING_IPS).start()
         daemons = {name: GoBGPd(host, workdir).start() for name, host in nodes.items()}
         try:
             yield Fabric(frr, bird, nodes, daemons, workdir)

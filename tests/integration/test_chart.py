@@ -22,6 +22,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -231,6 +232,12 @@ def test_helm_install_creates_every_object_and_the_default_configuration(
     # BFD beside gobgpd (an agent rollout must not stop it), driven the same way.
     assert bfd["command"] == ["bgplb", "bfd", "--socket=/run/bgplb/speaker/bfd.sock"]
     assert bfd["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    # The one capability gobgpd gets: binding port 179, for sessions routers open.
+    assert gobgpd["securityContext"]["capabilities"] == {
+        "add": ["NET_BIND_SERVICE"],
+        "drop": ["ALL"],
+    }
+    assert "--bgp-listen-port=179" in agent["args"]
     assert "--bfd-socket=/run/bgplb/speaker/bfd.sock" in agent["args"]
     assert {m["mountPath"]: m.get("readOnly") for m in agent["volumeMounts"]}[
         "/run/bgplb/speaker"
@@ -509,3 +516,29 @@ def test_the_mesh_can_be_turned_off() -> None:
     off = agent_args("--set", "agent.mesh=false")
     assert "--no-mesh" in off
     assert "--mesh" not in off
+
+
+def test_the_bgp_listener_can_be_turned_off_and_then_gets_no_capability() -> None:
+    def rendered(template: str, *extra: str) -> dict[str, Any]:
+        out = subprocess.run(
+            [helm_binary(), "template", "x", str(CHART), "-s", template, *extra],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        return dict(yaml.safe_load(out)["spec"]["template"]["spec"]["containers"][0])
+
+    off = ("--set", "agent.bgpListenPort=0")
+    assert "--bgp-listen-port=0" in rendered("templates/agent.yaml", *off)["args"]
+    gobgpd = rendered("templates/speaker.yaml", *off)
+    assert gobgpd["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    high = rendered("templates/speaker.yaml", "--set", "agent.bgpListenPort=1790")
+    assert high["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    refused = subprocess.run(
+        [helm_binary(), "template", "x", str(CHART), "--set", "agent.bgpListenPort=70000"],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    assert refused.returncode != 0
+    assert "bgpListenPort" in refused.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -16,8 +17,10 @@ import pytest
 from bgplb.agent.floating import FloatingIPs
 from bgplb.agent.speaker.gobgp import GoBGPSpeaker
 from bgplb.agent.speaker.model import PathConfig, PeerConfig, SpeakerConfig, path_identifier
+from bgplb.agent.speaker.stubs import gobgp_pb2 as api
+from bgplb.agent.speaker.stubs import gobgp_pb2_grpc as api_grpc
 from bgplb.core.attributes import Attributes
-from bgplb_lab.daemons import PathSeen, wait_for
+from bgplb_lab.daemons import PathSeen, stop_processes, wait_for
 from tests.integration.conftest import CLUSTER_ASN, TOR_ASN, Fabric
 
 T = TypeVar("T")
@@ -94,9 +97,13 @@ def config(
     return SpeakerConfig(CLUSTER_ASN, IPv4Address(router_id), peers, paths)
 
 
-async def apply(fabric: Fabric, node: str, desired: SpeakerConfig) -> tuple[int, Counter[str]]:
+async def apply(
+    fabric: Fabric, node: str, desired: SpeakerConfig, listen_port: int = 0
+) -> tuple[int, Counter[str]]:
     counter = CountingInterceptor()
-    speaker = GoBGPSpeaker(fabric.gobgpd[node].target, interceptors=counter.interceptors)
+    speaker = GoBGPSpeaker(
+        fabric.gobgpd[node].target, listen_port=listen_port, interceptors=counter.interceptors
+    )
     try:
         changes = await speaker.apply(desired)
         return changes, counter.calls
@@ -415,3 +422,74 @@ def test_a_prefix_denied_to_one_tor_reaches_only_the_other_and_follows_changes(
     assert len(clean.bird.next_hops(str(VIP))) == 2
     assert _flaps(clean, "192.0.2.100") == flaps
     assert bird_sessions(clean).keys() == bird_before.keys()
+
+
+def stop_bgp(fabric: Fabric, node: str) -> None:
+    """BGP stopped in the node's gobgpd (the daemon keeps running): the next apply
+    starts it again, with or without a listener."""
+
+    async def stop() -> None:
+        async with grpc.aio.insecure_channel(fabric.gobgpd[node].target) as channel:
+            stub = api_grpc.GobgpApiStub(channel)  # type: ignore[no-untyped-call]
+            await stub.StopBgp(api.StopBgpRequest())
+
+    run(stop)
+
+
+def opened_by_the_tors(fabric: Fabric, node: str) -> set[str]:
+    """The ToRs whose Established BGP connection to `node` ends on its port 179:
+    the ToR opened it."""
+    out = fabric.nodes[node].exec("ss", "-Htn", "state", "established", "sport", "=", ":179")
+    return {line.split()[-1].rsplit(":", 1)[0] for line in out.splitlines() if line.strip()}
+
+
+def test_tors_that_know_the_floating_ip_open_its_session_to_the_listener(clean: Fabric) -> None:
+    # Both ToRs know 192.0.2.100 as a static neighbour (conftest) and try it every
+    # second; gobgpd 3.10's own first connect comes 5-9 s after the peer is added.
+    stop_bgp(clean, "n1")
+    try:
+        plumb(clean, "n1", "192.0.2.100")
+        started = time.monotonic()
+        run(lambda: apply(clean, "n1", config("192.0.2.100", NODE_IPS), listen_port=179))
+        wait_for("sessions from n1", lambda: sessions_up(clean, "192.0.2.100"))
+        print(f"Established after {time.monotonic() - started:.1f}s, opened by the ToRs")
+        assert opened_by_the_tors(clean, "n1") == {str(t) for t in TORS}
+        wait_for(
+            "route on FRR", lambda: clean.frr.next_hops(str(VIP)) == {str(h) for h in NODE_IPS}
+        )
+    finally:
+        stop_bgp(clean, "n1")  # the next test's gobgpd starts without a listener
+
+
+def test_a_taken_bgp_port_falls_back_to_sessions_opened_from_the_node(
+    clean: Fabric, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Bound without SO_REUSEADDR and not listening: gobgpd cannot bind port 179, and
+    # the ToRs' connects to it are refused. On n2: the listener test leaves n1's port
+    # 179 in TIME_WAIT, where such a bind fails.
+    blocker = clean.nodes["n2"].popen(
+        [sys.executable, "-c", BIND_179],
+        clean.workdir / "port-179-blocker.log",
+    )
+    stop_bgp(clean, "n2")
+    try:
+        log = clean.workdir / "port-179-blocker.log"
+        wait_for("port 179 taken", lambda: "bound" in log.read_text())
+        plumb(clean, "n2", "192.0.2.100")
+        desired = config("192.0.2.100", NODE_IPS, router_id="192.0.2.12")
+        run(lambda: apply(clean, "n2", desired, listen_port=179))
+        assert "BGP listener on port 179 refused" in caplog.text
+        wait_for("sessions from n2", lambda: sessions_up(clean, "192.0.2.100"), timeout=40)
+        assert opened_by_the_tors(clean, "n2") == set()
+    finally:
+        stop_processes(blocker)
+        stop_bgp(clean, "n2")
+
+
+BIND_179 = """
+import socket, time
+s = socket.socket()
+s.bind(("0.0.0.0", 179))
+print("bound", flush=True)
+time.sleep(120)
+"""

@@ -553,6 +553,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--namespace", default=os.environ.get("BGPLB_NAMESPACE", "kube-system"))
     p.add_argument("--speaker", default="127.0.0.1:50051", help="service gobgpd gRPC target")
     p.add_argument(
+        "--bgp-listen-port",
+        type=int,
+        default=int(os.environ.get("BGPLB_BGP_LISTEN_PORT", "179")),
+        help="the service speaker accepts the sessions peers open on this port (0: none)",
+    )
+    p.add_argument(
         "--control-plane-speaker",
         default=None,
         help="the bgpadvertiser static Pod's gobgpd, read for control-plane session status",
@@ -653,7 +659,7 @@ def build(args: argparse.Namespace) -> Agent:
         node=args.node,
         node_ip=args.node_ip,
         source=source,
-        service=GoBGPSpeaker(args.speaker),
+        service=GoBGPSpeaker(args.speaker, listen_port=args.bgp_listen_port),
         control_plane=GoBGPSpeaker(args.control_plane_speaker)
         if args.control_plane_speaker
         else None,
