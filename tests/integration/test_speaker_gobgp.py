@@ -436,6 +436,20 @@ def stop_bgp(fabric: Fabric, node: str) -> None:
     run(stop)
 
 
+def listening(fabric: Fabric, node: str) -> int:
+    """The listen port a new driver (a restarted agent) reads from the node's gobgpd."""
+
+    async def read() -> int:
+        speaker = GoBGPSpeaker(fabric.gobgpd[node].target)
+        try:
+            await speaker.adopt()
+            return speaker.listening
+        finally:
+            await speaker.close()
+
+    return run(read)
+
+
 def opened_by_the_tors(fabric: Fabric, node: str) -> set[str]:
     """The ToRs whose Established BGP connection to `node` ends on its port 179:
     the ToR opened it."""
@@ -454,6 +468,7 @@ def test_tors_that_know_the_floating_ip_open_its_session_to_the_listener(clean: 
         wait_for("sessions from n1", lambda: sessions_up(clean, "192.0.2.100"))
         print(f"Established after {time.monotonic() - started:.1f}s, opened by the ToRs")
         assert opened_by_the_tors(clean, "n1") == {str(t) for t in TORS}
+        assert listening(clean, "n1") == 179
         wait_for(
             "route on FRR", lambda: clean.frr.next_hops(str(VIP)) == {str(h) for h in NODE_IPS}
         )
@@ -481,6 +496,7 @@ def test_a_taken_bgp_port_falls_back_to_sessions_opened_from_the_node(
         assert "BGP listener on port 179 refused" in caplog.text
         wait_for("sessions from n2", lambda: sessions_up(clean, "192.0.2.100"), timeout=40)
         assert opened_by_the_tors(clean, "n2") == set()
+        assert listening(clean, "n2") == 0
     finally:
         stop_processes(blocker)
         stop_bgp(clean, "n2")

@@ -258,6 +258,7 @@ class Agent:
         await self._sync_bfd({k: t for k, t in desired.bfd.items() if k[0] in held})
         self.holding_epoch = inputs.epoch
         metrics.PATHS.set(len(desired.service.paths))
+        metrics.BGP_LISTEN_PORT.set(self.service.listening)
         self.reconciled_at = time.monotonic()
         metrics.mark_reconciled()
         await self.report()

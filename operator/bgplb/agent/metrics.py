@@ -47,6 +47,11 @@ NEXT_HOP_WITHDRAWALS = Counter(
 BFD_SESSIONS = Gauge(
     "bgplb_agent_bfd_sessions", "This node's BFD sessions (the speaker Pod's) by state.", ["state"]
 )
+BGP_LISTEN_PORT = Gauge(
+    "bgplb_agent_bgp_listen_port",
+    "The port this node's service speaker accepts sessions on (0: none, it opens every "
+    "session itself: listener off, or the port was taken).",
+)
 SPEAKER_ERRORS = Counter("bgplb_agent_speaker_errors_total", "Failed calls to gobgpd.")
 RECONCILED_AT = Gauge(
     "bgplb_agent_last_reconcile_timestamp_seconds", "When the agent last reconciled."

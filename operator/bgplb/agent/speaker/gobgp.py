@@ -287,6 +287,8 @@ class GoBGPSpeaker:
         every session from this side."""
         self.target = target
         self.listen_port = listen_port
+        self.listening = 0
+        """The port the daemon accepts sessions on, as last read or set (0: none)."""
         self._channel = grpc.aio.insecure_channel(target, interceptors=interceptors)
         self._stub = api_grpc.GobgpApiStub(self._channel)  # type: ignore[no-untyped-call]
         self._held: SpeakerConfig | None = None
@@ -302,6 +304,7 @@ class GoBGPSpeaker:
         """What the daemon holds now, as a SpeakerConfig."""
         bgp = await self._stub.GetBgp(api.GetBgpRequest())
         g = getattr(bgp, "global")  # `global` is a Python keyword
+        self.listening = max(g.listen_port, 0)
         peers = {}
         async for reply in self._stub.ListPeer(api.ListPeerRequest()):
             config = peer_config(reply.peer)
@@ -340,11 +343,13 @@ class GoBGPSpeaker:
             )
             return api.StartBgpRequest(**{"global": g})
 
+        self.listening = 0
         if self.listen_port <= 0:
             await self._stub.StartBgp(request(-1))
             return
         try:
             await self._stub.StartBgp(request(self.listen_port))
+            self.listening = self.listen_port
         except grpc.aio.AioRpcError as e:
             # Port taken (another BGP daemon on the host network): sessions still come
             # up, opened from this side only; nothing that worked before is lost.
