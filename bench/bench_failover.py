@@ -59,6 +59,23 @@ def summary(results: list[drills.Result]) -> dict[str, dict[str, str]]:
     return out
 
 
+def state_of(lab: KubeletLab) -> str:
+    """What the sessions looked like when a run failed, from both sides."""
+    views = [
+        ("kubectl get bgpsessions", lambda: lab.kubectl("get", "bgpsessions", "-o", "wide")),
+        ("FRR: show bgp summary", lambda: lab.frr.vtysh("show bgp summary")),
+        ("BIRD: show protocols", lambda: lab.bird.birdc("show protocols")),
+        ("floating IPs on the nodes", lambda: json.dumps(lab.plumbed())),
+    ]
+    out = []
+    for title, view in views:
+        try:
+            out += [f"$ {title}", view()]
+        except Exception as e:  # the lab may be half broken: show what can be seen
+            out += [f"$ {title}", f"failed: {e}"]
+    return "\n".join(out)
+
+
 def run(config: str, runs: int) -> list[drills.Result]:
     workdir = Path(tempfile.mkdtemp(prefix=f"bgplb-bench-failover-{config}-"))
     lab = KubeletLab(workdir, prefix="bf-", log=False, **CONFIGS[config])
@@ -71,8 +88,12 @@ def run(config: str, runs: int) -> list[drills.Result]:
                 result = drill(lab)
                 print(f"{config} run {i + 1}: {result}", flush=True)
                 results.append(result)
-    finally:
-        lab.down()
+    except BaseException:
+        (workdir / "failure-state.txt").write_text(state_of(lab))
+        lab.stop()  # the logs stay, for the failure
+        print(f"lab logs kept in {workdir}", flush=True)
+        raise
+    lab.down()
     return results
 
 

@@ -445,7 +445,13 @@ class Lab:
                 and all(hops == lb_nodes for hops in self.tor_next_hops(DEMO_VIP).values())
             )
 
-        wait_for("every session Established and the demo VIP on both ToRs", ready, timeout)
+        try:
+            wait_for("every session Established and the demo VIP on both ToRs", ready, timeout)
+        except TimeoutError as e:
+            # Which session, which ToR: what the next look at the logs starts from.
+            down = {n: s for n, s in self.sessions().items() if s != "Established"}
+            hops = self.tor_next_hops(DEMO_VIP)
+            raise TimeoutError(f"{e}; not Established: {down}; ToRs' next hops: {hops}") from e
 
     def views(self) -> Iterator[str]:
         yield "$ kubectl get bgpsessions"
