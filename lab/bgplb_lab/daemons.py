@@ -341,8 +341,11 @@ class BIRD:
             f"{bfd_protocol}"
             "template bgp node_template {\n"
             f"  local {self.host.ip} as {self.asn};\n"
-            # A moved floating IP reconnects at once (README: On the ToRs).
-            "  error wait time 1, 10;\n"
+            # A moved floating IP reconnects at once (README: On the ToRs). A static
+            # protocol keeps its error history: with the default forget time (300 s)
+            # each holder failure doubled the next wait, 8 s by the fourth.
+            "  error wait time 1, 2;\n"
+            "  error forget time 10;\n"
             "  connect delay time 1;\n"
             "  connect retry time 1;\n"
             f"{bfd}"
