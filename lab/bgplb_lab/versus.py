@@ -220,14 +220,21 @@ def _bulk_one(
     times = json.loads(created.stdout)
     selector = f"bgplb-lab/bulk={who}"
 
+    progress = {"with_vip": 0, "at": time.monotonic()}
+
     def vips() -> set[str] | None:
         items = lab.get_json("services", "-n", "default", "-l", selector)["items"]
         got = [vip_of(svc) for svc in items]
+        with_vip = sum(v is not None for v in got)
+        if with_vip > progress["with_vip"]:
+            progress.update(with_vip=with_vip, at=time.monotonic())
+        elif time.monotonic() - progress["at"] > STALLED:
+            raise AssertionError(f"{who}: no new VIP for {STALLED:.0f} s, {with_vip} of {count}")
         if len(items) < count or None in got:
             return None
         return {str(v) for v in got}
 
-    addresses = wait_for(f"{count} {who} Services with a VIP", vips, timeout=600, every=1)
+    addresses = _poll(f"{count} {who} Services with a VIP", vips)
     wait_for(
         f"{who}'s {len(addresses)} VIPs on both ToRs",
         lambda: addresses <= (r := _host_routes(lab))["frr"] and addresses <= r["bird"],
@@ -254,6 +261,28 @@ def _bulk_one(
         every=1,
     )
     return figures
+
+
+STALLED = 120.0
+"""The bulk drill fails when no Service got its VIP for this long: a correctness
+bound, not a speed one. MetalLB's controller assigns a few a second, and on a loaded
+CI machine its 1,000 took longer than the 600 s the drill once allowed in all."""
+BULK_CAP = 1800.0
+"""...and gives up after this long whatever the progress."""
+
+
+def _poll(what: str, probe: Callable[[], set[str] | None]) -> set[str]:
+    """`probe` until it returns addresses; its own AssertionError (a stall) ends it."""
+    deadline = time.monotonic() + BULK_CAP
+    while time.monotonic() < deadline:
+        try:
+            got = probe()
+        except (RuntimeError, subprocess.TimeoutExpired):  # a kubectl that failed: again
+            got = None
+        if got:
+            return got
+        time.sleep(1)
+    raise TimeoutError(f"{what}: not within {BULK_CAP:.0f} s")
 
 
 def vip_of(svc: dict[str, Any]) -> str | None:
