@@ -229,7 +229,10 @@ def test_agent_restart_causes_no_flap_and_no_withdrawal(clean: Fabric) -> None:
     wait_for("sessions", lambda: sessions_up(clean, "192.0.2.100"))
     wait_for("routes", lambda: len(clean.frr.next_hops(str(VIP))) == 3)
     before = _frr_peer(clean, "192.0.2.100")
-    bird_before = bird_sessions(clean)
+    # Only the Established ones: BIRD's static neighbours for floating IPs nobody holds
+    # retry every second, so their state and 'since' change on their own.
+    bird_before = {k: v for k, v in bird_sessions(clean).items() if v[0] == "Established"}
+    assert bird_before, "no Established BIRD session to compare"
     # A new driver (a restarted agent) applies the same desired state: it must read
     # what gobgpd holds and send nothing at all.
     changes, calls = run(lambda: apply(clean, "n1", desired))
@@ -242,7 +245,6 @@ def test_agent_restart_causes_no_flap_and_no_withdrawal(clean: Fabric) -> None:
     assert clean.frr.next_hops(str(VIP)) == {str(h) for h in NODE_IPS}
     # BIRD: the same sessions, established since the same moment.
     bird_after = bird_sessions(clean)
-    assert bird_after.keys() == bird_before.keys()
     for name, (state, since) in bird_before.items():
         assert bird_after[name][0] == state
         # BIRD shows its monotonic 'since' on the wall clock: it drifts by a few ms
