@@ -83,7 +83,9 @@ def remove_cgroup_root(name: str) -> None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         time.sleep(0.1)
-    for hierarchy in cgroup_hierarchies():
+    # The unified hierarchy too: the lab makes nothing there, but the node's cgroups
+    # show up in it as well (hybrid mode), and 285 empty ones were left on this machine.
+    for hierarchy in [*cgroup_hierarchies(), CGROUP / "unified"]:
         root = hierarchy / name
         if not root.is_dir():
             continue
