@@ -962,6 +962,19 @@ def soak(lab: Lab, seconds: float = 600, loss: float = 0.05, busy_per_node: int 
         counts = {n: logs[n].count(message) - logs_before[n].count(message) for n in nodes}
         return {n: c for n, c in counts.items() if c}
 
+    def said(*messages: str) -> dict[str, list[str]]:
+        """The agents' new log lines with any of `messages` (a few each): a fence
+        in CI is otherwise gone with the lab, and with it why the renewal failed."""
+        out = {}
+        for n in nodes:
+            fresh = (
+                logs[n][len(logs_before[n]) :] if logs[n].startswith(logs_before[n]) else logs[n]
+            )
+            lines = [line[:400] for line in fresh.splitlines() if any(m in line for m in messages)]
+            if lines:
+                out[n] = lines[:6]
+        return out
+
     return Result(
         "soak",
         {
@@ -992,6 +1005,11 @@ def soak(lab: Lab, seconds: float = 600, loss: float = 0.05, busy_per_node: int 
             },
             "fences": new("self-fencing"),
             "renewals_failed": new("cannot renew lease"),
+            **(
+                {"renewal_log": said("cannot renew lease", "self-fencing", "witnesses")}
+                if new("cannot renew lease") or new("self-fencing")
+                else {}
+            ),
             "floating_ips_moved": lab.holders() != holders,
             "flaps": flapped,
             **({"flap_details": flap_details(before, after)} if flapped else {}),

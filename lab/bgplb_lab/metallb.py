@@ -13,6 +13,12 @@
   ToRs from an address of its own on the fabric (.111-.113): the node addresses
   already carry bgplb's control-plane sessions, and a ToR has one session per
   neighbour address. MetalLB sends that address as the next hop.
+- The same CPU and memory requests as their bgplb counterparts (the controller as
+  bgplb's controller, the speaker as bgplb's agent), from the chart's values. The
+  upstream manifest asks for none, which makes MetalLB's Pods BestEffort (cpu.shares
+  2): on the lab's four nodes sharing two cores they starved behind bgplb's Pods —
+  a one-sided handicap in every drill, and in a full CI run MetalLB's controller
+  stopped assigning addresses for over 120 s at 806 of the 1,000 Services.
 - The same timers as bgplb's BGPPeers (hold 9 s, keepalive 3 s). Native mode has no
   BFD; MetalLB's FRR mode would need an FRR container image, which nothing here
   builds (see docs/BENCHMARKS.md).
@@ -31,6 +37,7 @@ import yaml
 
 from bgplb_lab.daemons import wait_for
 from bgplb_lab.images import Builder, Image, _hash
+from bgplb_lab.kube import ROOT
 from bgplb_lab.topology import BIRD_IP, FRR_IP, LOCAL_ASN, NODES, TOR_ASN
 
 if TYPE_CHECKING:
@@ -48,6 +55,18 @@ SOURCES = {n.name: f"192.0.2.{111 + i}" for i, n in enumerate(NODES) if n.contro
 HOLD_TIME = "9s"
 """bgplb's BGPPeer default (holdTimeSeconds 9; native mode refuses keepaliveTime and
 sends keepalives every third of the hold time: 3 s, bgplb's default too)."""
+
+
+def _chart_requests() -> dict[str, dict[str, str]]:
+    values = yaml.safe_load((ROOT / "charts" / "bgplb" / "values.yaml").read_text())
+    return {
+        "controller": dict(values["controller"]["resources"]["requests"]),
+        "speaker": dict(values["agent"]["resources"]["requests"]),
+    }
+
+
+REQUESTS = _chart_requests()
+"""MetalLB container → its requests: those of its bgplb counterpart (the docstring)."""
 
 
 def module_dir() -> Path:
@@ -109,6 +128,7 @@ def manifests(source: Path, controller: Image, speaker: Image) -> list[dict[str,
             container["image"] = image.name
             container["imagePullPolicy"] = "Never"
             container["args"].append(f"--lb-class={CLASS}")
+            container["resources"] = {"requests": REQUESTS[container["name"]]}
             if container["name"] == "controller":
                 container["args"] += ["--webhook-mode=disabled", "--disable-cert-rotation"]
         out.append(obj)
