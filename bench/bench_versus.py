@@ -71,7 +71,7 @@ def main() -> int:
             for value in values:
                 note("service create", "on both ToRs s", who, value)
         print(json.dumps(created), flush=True)
-        for who, f in versus.bulk(lab, count=args.bulk).items():
+        for who, f in (versus.bulk(lab, count=args.bulk) if args.bulk else {}).items():
             print(f"1,000 Services ({who}): {f}", flush=True)
             note("bulk create", "all on both ToRs s", who, f["all_on_tors_s"])
         for i in range(args.runs):
