@@ -73,5 +73,5 @@ def test_lab_up_status_down() -> None:
     assert not [n for n in namespaces() if n.startswith(prefix)]
     assert not work.exists()
     assert not [line for line in Path("/proc/mounts").read_text().splitlines() if str(work) in line]
-    # Every hierarchy, the unified one too: runc makes its cgroups there as well.
+    # Every hierarchy, the unified one too: the nodes' cgroups show up there as well.
     assert not list(Path("/sys/fs/cgroup").glob(f"*/{prefix}*"))

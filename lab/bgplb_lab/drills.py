@@ -975,6 +975,7 @@ def soak(lab: Lab, seconds: float = 600, loss: float = 0.05, busy_per_node: int 
                 out[n] = lines[:6]
         return out
 
+    fences, renewals_failed = new("self-fencing"), new("cannot renew lease")
     return Result(
         "soak",
         {
@@ -1003,11 +1004,11 @@ def soak(lab: Lab, seconds: float = 600, loss: float = 0.05, busy_per_node: int 
                 for target in sorted(LB_NODES - {agent})
                 if (count := verdicts(agent, target))
             },
-            "fences": new("self-fencing"),
-            "renewals_failed": new("cannot renew lease"),
+            "fences": fences,
+            "renewals_failed": renewals_failed,
             **(
                 {"renewal_log": said("cannot renew lease", "self-fencing", "witnesses")}
-                if new("cannot renew lease") or new("self-fencing")
+                if fences or renewals_failed
                 else {}
             ),
             "floating_ips_moved": lab.holders() != holders,

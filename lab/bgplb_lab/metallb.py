@@ -57,16 +57,13 @@ HOLD_TIME = "9s"
 sends keepalives every third of the hold time: 3 s, bgplb's default too)."""
 
 
-def _chart_requests() -> dict[str, dict[str, str]]:
+def counterpart_requests() -> dict[str, dict[str, str]]:
+    """MetalLB container → its requests: those of its bgplb counterpart (the docstring)."""
     values = yaml.safe_load((ROOT / "charts" / "bgplb" / "values.yaml").read_text())
     return {
         "controller": dict(values["controller"]["resources"]["requests"]),
         "speaker": dict(values["agent"]["resources"]["requests"]),
     }
-
-
-REQUESTS = _chart_requests()
-"""MetalLB container → its requests: those of its bgplb counterpart (the docstring)."""
 
 
 def module_dir() -> Path:
@@ -116,6 +113,7 @@ def images(builder: Builder) -> tuple[Image, Image]:
 def manifests(source: Path, controller: Image, speaker: Image) -> list[dict[str, Any]]:
     """metallb-native.yaml with this lab's changes (the module docstring)."""
     out = []
+    requests = counterpart_requests()
     for obj in yaml.safe_load_all(source.read_text()):
         if not obj or obj["kind"] == "ValidatingWebhookConfiguration":
             continue
@@ -128,7 +126,7 @@ def manifests(source: Path, controller: Image, speaker: Image) -> list[dict[str,
             container["image"] = image.name
             container["imagePullPolicy"] = "Never"
             container["args"].append(f"--lb-class={CLASS}")
-            container["resources"] = {"requests": REQUESTS[container["name"]]}
+            container["resources"] = {"requests": requests[container["name"]]}
             if container["name"] == "controller":
                 container["args"] += ["--webhook-mode=disabled", "--disable-cert-rotation"]
         out.append(obj)
