@@ -258,6 +258,28 @@ def mesh_held_for_dead(log: str, node: str) -> int:
     return count
 
 
+def stalls_logged(log: str) -> list[dict[str, Any]]:
+    """The agent's "agent stalled" lines (agent/stalls.py): where, seconds, cpu_seconds."""
+    out = []
+    for line in log.splitlines():
+        start = line.find("{")
+        if start < 0 or "agent stalled" not in line:
+            continue
+        with contextlib.suppress(ValueError):
+            entry = json.loads(line[start:])
+            out.append({k: entry.get(k) for k in ("where", "seconds", "cpu_seconds")})
+    return out
+
+
+def stall_summary(entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """How many stalls of ≥ 0.25 s, the longest, and the CPU the process used in it
+    (near the stall's length: busy, holding the GIL; near 0: not run by the kernel)."""
+    if not entries:
+        return {}
+    worst = max(entries, key=lambda e: e.get("seconds") or 0)
+    return {"count": len(entries), "longest": worst}
+
+
 def lb_node_failure(lab: Lab) -> Result:
     """A load-balancing node that holds no floating IP dies: its next hop must leave
     the ToRs' ECMP routes; measure until every request is answered again. The
@@ -976,6 +998,11 @@ def soak(lab: Lab, seconds: float = 600, loss: float = 0.05, busy_per_node: int 
         return out
 
     fences, renewals_failed = new("self-fencing"), new("cannot renew lease")
+    stalled = {
+        n: summary
+        for n in nodes
+        if (summary := stall_summary(stalls_logged(logs[n])[len(stalls_logged(logs_before[n])) :]))
+    }
     return Result(
         "soak",
         {
@@ -1006,6 +1033,9 @@ def soak(lab: Lab, seconds: float = 600, loss: float = 0.05, busy_per_node: int 
             },
             "fences": fences,
             "renewals_failed": renewals_failed,
+            # Not asserted: how late the agents woke (agent/stalls.py), which says
+            # whether a verdict or a fence above came from an agent that did not run.
+            "stalls": stalled,
             **(
                 {"renewal_log": said("cannot renew lease", "self-fencing", "witnesses")}
                 if fences or renewals_failed

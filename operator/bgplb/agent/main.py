@@ -27,7 +27,7 @@ from typing import Any
 import aiohttp
 import grpc
 
-from bgplb.agent import hedge, metrics, probe, witness
+from bgplb.agent import hedge, metrics, probe, stalls, witness
 from bgplb.agent.bfd import State as BfdState
 from bgplb.agent.bfd import Timers
 from bgplb.agent.bfd_server import BfdClient
@@ -172,9 +172,20 @@ class Agent:
                 for node in sorted(self.mesh.dead - was.dead):
                     metrics.MESH_DETECTION.observe(now - was.heard.get(node, now))
                     metrics.NEXT_HOP_WITHDRAWALS.labels("mesh").inc()
+                # Who said so, and since when each was heard: a false verdict in
+                # a soak is otherwise impossible to explain after the fact.
                 log.warning(
                     "mesh: nodes held for dead changed",
-                    extra={"dead": sorted(self.mesh.dead), "was": sorted(was.dead)},
+                    extra={
+                        "dead": sorted(self.mesh.dead),
+                        "was": sorted(was.dead),
+                        "voters": {
+                            n: self.mesh.voters(n, now) for n in sorted(self.mesh.dead - was.dead)
+                        },
+                        "unheard_for": {
+                            n: round(now - t, 3) for n, t in sorted(self.mesh.heard.items())
+                        },
+                    },
                 )
                 metrics.MESH_DEAD.set(len(self.mesh.dead))
                 self.wake.set()
@@ -521,6 +532,7 @@ class Agent:
             self.source_loop,
             self.refresh_loop,
             lambda: self.watch_loop(self.service),
+            stalls.watch_loop,
         ]
         if self.control_plane is not None:
             cp = self.control_plane
@@ -713,10 +725,13 @@ def main(argv: list[str] | None = None) -> int:
                 reachable_for=agent.api_reachable_for,
                 renewed_ago=agent.api_renewed_ago,
             )
+        thread_watch = stalls.ThreadWatch()
+        thread_watch.start()
         try:
             with contextlib.suppress(asyncio.CancelledError):
                 await agent.run()
         finally:
+            thread_watch.stop()
             await agent.hand_over(args.restart_grace)
             if agent.prober is not None and args.restart_grace > 0:
                 agent.prober.pause(agent._peer_addresses(), args.restart_grace)

@@ -177,11 +177,18 @@ class Mesh:
         if now < self.paused_until.get(node, 0.0):
             return False  # it said (signed) it is restarting: a peer that missed that may not
         probers = [n for n in self.known_since if n != node]
-        votes = int(self.silent(node, now))
-        for prober in probers:
-            if not self.silent(prober, now) and node in self.their_suspects.get(prober, ()):
-                votes += 1
-        return 2 * votes > len(probers) + 1
+        return 2 * len(self.voters(node, now)) > len(probers) + 1
+
+    def voters(self, node: str, now: float) -> list[str]:
+        """The agents that have lost `node`, as this one sees it: itself if `node` is
+        silent to it, and every other prober it can hear whose last answer said so."""
+        out = [self.me] if self.silent(node, now) else []
+        for prober in self.known_since:
+            if prober == node or self.silent(prober, now):
+                continue
+            if node in self.their_suspects.get(prober, ()):
+                out.append(prober)
+        return out
 
 
 def without_dead_next_hops(

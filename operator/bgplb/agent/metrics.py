@@ -53,6 +53,12 @@ BGP_LISTEN_PORT = Gauge(
     "session itself: listener off, or the port was taken).",
 )
 SPEAKER_ERRORS = Counter("bgplb_agent_speaker_errors_total", "Failed calls to gobgpd.")
+STALL_SECONDS = Histogram(
+    "bgplb_agent_wakeup_delay_seconds",
+    "How late the agent's event loop and a thread of its own woke from a 100 ms sleep.",
+    ["where"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0),
+)
 RECONCILED_AT = Gauge(
     "bgplb_agent_last_reconcile_timestamp_seconds", "When the agent last reconciled."
 )

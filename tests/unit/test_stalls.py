@@ -1,0 +1,58 @@
+"""The stall watch: a blocked event loop and a busy process are reported as such."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import pytest
+
+from bgplb.agent import stalls
+
+
+def busy(seconds: float) -> None:
+    """Holds the GIL and the CPU (a long call in C would do the same)."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+
+
+def stalled(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.getMessage() == "agent stalled"]
+
+
+def test_a_blocked_loop_is_reported_with_the_cpu_it_used(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def scenario() -> None:
+        watch = asyncio.create_task(stalls.watch_loop())
+        await asyncio.sleep(0.3)
+        assert not stalled(caplog)  # on time while nothing blocks
+        busy(0.6)  # the loop cannot run the watch meanwhile
+        await asyncio.sleep(0.15)
+        watch.cancel()
+
+    with caplog.at_level(logging.WARNING, "bgplb.agent"):
+        asyncio.run(scenario())
+    records = [r for r in stalled(caplog) if getattr(r, "where", "") == "event_loop"]
+    assert len(records) == 1
+    lag, cpu = records[0].seconds, records[0].cpu_seconds  # type: ignore[attr-defined]
+    assert 0.4 <= lag <= 0.7
+    assert cpu >= 0.3  # busy, not starved: the process itself ran
+
+
+def test_a_sleeping_loop_is_not_reported_and_the_thread_stops(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    watch = stalls.ThreadWatch()
+    with caplog.at_level(logging.WARNING, "bgplb.agent"):
+        watch.start()
+        time.sleep(0.35)  # releases the GIL: the thread wakes on time
+        watch.stop()
+    assert not stalled(caplog)
+
+
+def test_late_is_never_negative() -> None:
+    assert stalls.late(10.0, 9.5) == 0.0
+    assert stalls.late(10.0, 10.4) == pytest.approx(0.4)
