@@ -6,9 +6,12 @@ does when it cannot renew is fencing.py's.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import functools
 from collections.abc import Iterable
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface
 from typing import Any
 
@@ -22,6 +25,9 @@ from bgplb.api.contract import (
 )
 
 DEFAULT_DURATION = 3.0
+RENEWAL_THREADS = 6
+"""Threads for renewals alone: a hedged round runs up to three attempts, and the
+attempts it abandons at its deadline may hold their threads a while longer."""
 
 
 def _micro_time(t: dt.datetime) -> str:
@@ -40,6 +46,22 @@ class LeaseKeeper:
     timeout: float = 0.8
     witness: str | None = None
     """This agent's witness address (`host:port`), advertised in the Lease."""
+    threads: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(RENEWAL_THREADS, thread_name_prefix="lease")
+    )
+
+    async def renew_async(
+        self,
+        now: dt.datetime,
+        addresses: Iterable[IPv4Interface] = (),
+        holding: tuple[int, Iterable[IPv4Address]] | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        """`renew` on threads of its own, not the event loop's default executor:
+        there a renewal queued behind status writes and Secret reads stuck on a slow
+        API server, and missed its fencing deadline with nothing wrong with it."""
+        call = functools.partial(self.renew, now, addresses, None, holding, timeout)
+        await asyncio.get_running_loop().run_in_executor(self.threads, call)
 
     def renew(
         self,

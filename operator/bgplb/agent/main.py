@@ -454,8 +454,7 @@ class Agent:
         timeout: float,
     ) -> None:
         assert self.lease is not None
-        now = dt.datetime.now(dt.UTC)
-        await asyncio.to_thread(self.lease.renew, now, addresses, None, holding, timeout)
+        await self.lease.renew_async(dt.datetime.now(dt.UTC), addresses, holding, timeout)
 
     async def fence_loop(self) -> None:
         """Asks the witnesses the moment the last renewal is overdue, not at the next
