@@ -259,7 +259,8 @@ def mesh_held_for_dead(log: str, node: str) -> int:
 
 
 def stalls_logged(log: str) -> list[dict[str, Any]]:
-    """The agent's "agent stalled" lines (agent/stalls.py): where, seconds, cpu_seconds."""
+    """The agent's "agent stalled" lines (agent/stalls.py): where, seconds,
+    cpu_seconds, gc_seconds."""
     out = []
     for line in log.splitlines():
         start = line.find("{")
@@ -267,13 +268,15 @@ def stalls_logged(log: str) -> list[dict[str, Any]]:
             continue
         with contextlib.suppress(ValueError):
             entry = json.loads(line[start:])
-            out.append({k: entry.get(k) for k in ("where", "seconds", "cpu_seconds")})
+            keys = ("where", "seconds", "cpu_seconds", "gc_seconds")
+            out.append({k: entry.get(k) for k in keys})
     return out
 
 
 def stall_summary(entries: list[dict[str, Any]]) -> dict[str, Any]:
-    """How many stalls of ≥ 0.25 s, the longest, and the CPU the process used in it
-    (near the stall's length: busy, holding the GIL; near 0: not run by the kernel)."""
+    """How many stalls of ≥ 0.25 s, and the longest: with the CPU the process used in
+    it (near the stall's length: busy, holding the GIL; near 0: not run by the
+    kernel) and the time it spent collecting garbage."""
     if not entries:
         return {}
     worst = max(entries, key=lambda e: e.get("seconds") or 0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 
@@ -56,3 +57,28 @@ def test_a_sleeping_loop_is_not_reported_and_the_thread_stops(
 def test_late_is_never_negative() -> None:
     assert stalls.late(10.0, 9.5) == 0.0
     assert stalls.late(10.0, 10.4) == pytest.approx(0.4)
+
+
+def test_a_stall_says_how_long_the_collector_ran_in_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    stalls.freeze()
+    garbage = []
+    for _ in range(200_000):
+        cycle: list[object] = []
+        cycle.append(cycle)  # only the collector frees a cycle
+        garbage.append(cycle)
+    with caplog.at_level(logging.WARNING, "bgplb.agent"):
+        mark = stalls.Mark()
+        del garbage
+        gc.collect()
+        busy(0.45)  # late by 0.35 s at least: reported
+        mark.report("thread")
+    (record,) = stalled(caplog)
+    assert record.gc_seconds > 0  # type: ignore[attr-defined]
+    assert record.cpu_seconds >= record.gc_seconds  # type: ignore[attr-defined]
+
+
+def test_frozen_objects_are_left_out_of_later_collections() -> None:
+    stalls.freeze()
+    assert gc.get_freeze_count() > 10_000  # every module's objects, at least

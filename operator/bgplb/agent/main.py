@@ -724,6 +724,7 @@ def main(argv: list[str] | None = None) -> int:
                 reachable_for=agent.api_reachable_for,
                 renewed_ago=agent.api_renewed_ago,
             )
+        stalls.freeze()
         thread_watch = stalls.ThreadWatch()
         thread_watch.start()
         try:
