@@ -30,6 +30,19 @@ RENEWAL_THREADS = 6
 attempts it abandons at its deadline may hold their threads a while longer."""
 
 
+def coordination_api(configuration: Any = None) -> Any:
+    """A CoordinationV1Api of its own, with urllib3's retries off. Its default retries
+    a connection that times out three more times, so one attempt ran four times its
+    timeout (3.2 s at 0.8), past the fencing deadline, holding its thread after the
+    hedged round had given it up; seen as an API outage ended, where the first
+    renewals queued behind them. Hedged rounds (hedge.py) do the retrying."""
+    from kubernetes import client
+
+    config = configuration or client.Configuration.get_default_copy()
+    config.retries = 0
+    return client.CoordinationV1Api(client.ApiClient(config))
+
+
 def _micro_time(t: dt.datetime) -> str:
     return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 

@@ -35,7 +35,7 @@ from bgplb.agent.bfd_speaker import Key
 from bgplb.agent.desired import NodeDesired, node_desired
 from bgplb.agent.fencing import Fencing, Verdict
 from bgplb.agent.floating import NetlinkThread
-from bgplb.agent.lease import LeaseKeeper
+from bgplb.agent.lease import LeaseKeeper, coordination_api
 from bgplb.agent.mesh import INTERVAL, Mesh, without_dead_next_hops
 from bgplb.agent.source import (
     FileSource,
@@ -553,7 +553,7 @@ def _kube_clients(kubeconfig: str | None) -> tuple[Any, Any, Any]:
         config.load_kube_config(kubeconfig)
     else:
         config.load_incluster_config()
-    return client.CustomObjectsApi(), client.CoordinationV1Api(), client.CoreV1Api()
+    return client.CustomObjectsApi(), coordination_api(), client.CoreV1Api()
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
