@@ -244,33 +244,34 @@ def _node_failure(
     return t0, seconds, endpoint_gone, result
 
 
-def mesh_held_for_dead(log: str, node: str) -> int:
-    """How many times an agent's log says its mesh began holding `node` for dead."""
-    count = 0
+def logged(log: str, message: str) -> list[dict[str, Any]]:
+    """The JSON entries of an agent's log lines (its container log: a prefix, then
+    the entry) whose message is `message`."""
+    out = []
     for line in log.splitlines():
         start = line.find("{")
-        if start < 0 or "held for dead changed" not in line:
+        if start < 0 or message not in line:
             continue
         with contextlib.suppress(ValueError):
             entry = json.loads(line[start:])
-            if node in entry.get("dead", []) and node not in entry.get("was", []):
-                count += 1
-    return count
+            if isinstance(entry, dict) and entry.get("msg") == message:
+                out.append(entry)
+    return out
+
+
+def mesh_held_for_dead(log: str, node: str) -> int:
+    """How many times an agent's log says its mesh began holding `node` for dead."""
+    return sum(
+        node in entry.get("dead", []) and node not in entry.get("was", [])
+        for entry in logged(log, "mesh: nodes held for dead changed")
+    )
 
 
 def stalls_logged(log: str) -> list[dict[str, Any]]:
     """The agent's "agent stalled" lines (agent/stalls.py): where, seconds,
     cpu_seconds, gc_seconds."""
-    out = []
-    for line in log.splitlines():
-        start = line.find("{")
-        if start < 0 or "agent stalled" not in line:
-            continue
-        with contextlib.suppress(ValueError):
-            entry = json.loads(line[start:])
-            keys = ("where", "seconds", "cpu_seconds", "gc_seconds")
-            out.append({k: entry.get(k) for k in keys})
-    return out
+    keys = ("where", "seconds", "cpu_seconds", "gc_seconds")
+    return [{k: entry.get(k) for k in keys} for entry in logged(log, "agent stalled")]
 
 
 def stall_summary(entries: list[dict[str, Any]]) -> dict[str, Any]:
