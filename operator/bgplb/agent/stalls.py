@@ -10,11 +10,11 @@ busy: one long call in C, a garbage collection) from the kernel not running it
 (CPU contention: its cgroup's share), and the time spent collecting garbage
 meanwhile telling which busy.
 
-The soak found the busiest node's agent stalled 0.76 s, thread and loop together,
+The soak found the busiest node's agent stalled 0.78 s, thread and loop together,
 having used 0.12 s of CPU: a burst of work holding the GIL, stretched sevenfold by
-the CPU share it gets under contention. A full collection walks every object the
-imported libraries made (~80,000, ~40 ms of CPU here): `freeze` moves them out of
-the collector's way once the agent is set up.
+the CPU share it gets under contention. The likeliest burst is a full collection,
+which walks every object the imported libraries made (~80,000, ~40 ms of CPU here):
+`freeze` moves them out of the collector's way once the agent is set up.
 """
 
 from __future__ import annotations
@@ -38,20 +38,17 @@ mesh's silence threshold."""
 
 
 class Collections:
-    """Wall time spent in the garbage collector, by generation (gc.callbacks)."""
+    """Wall time spent in the garbage collector so far (a gc.callbacks entry)."""
 
     def __init__(self) -> None:
-        self.seconds = [0.0, 0.0, 0.0]
+        self.seconds = 0.0
         self._started = 0.0
 
     def __call__(self, phase: str, info: dict[str, Any]) -> None:
         if phase == "start":
             self._started = time.monotonic()
         else:
-            self.seconds[info["generation"]] += time.monotonic() - self._started
-
-    def total(self) -> float:
-        return sum(self.seconds)
+            self.seconds += time.monotonic() - self._started
 
 
 COLLECTIONS = Collections()
@@ -90,14 +87,14 @@ class Mark:
     def __init__(self) -> None:
         self.expected = time.monotonic() + PERIOD
         self.cpu = time.process_time()
-        self.collecting = COLLECTIONS.total()
+        self.collecting = COLLECTIONS.seconds
 
     def report(self, where: str) -> None:
         report(
             where,
             late(self.expected, time.monotonic()),
             time.process_time() - self.cpu,
-            COLLECTIONS.total() - self.collecting,
+            COLLECTIONS.seconds - self.collecting,
         )
 
 
