@@ -988,25 +988,25 @@ def soak(lab: Lab, seconds: float = 600, loss: float = 0.05, busy_per_node: int 
         counts = {n: logs[n].count(message) - logs_before[n].count(message) for n in nodes}
         return {n: c for n, c in counts.items() if c}
 
+    def fresh(n: str) -> str:
+        """What node `n`'s agent logged during the soak (all of it, if it restarted)."""
+        before = logs_before[n]
+        return logs[n][len(before) :] if logs[n].startswith(before) else logs[n]
+
     def said(*messages: str) -> dict[str, list[str]]:
         """The agents' new log lines with any of `messages` (a few each): a fence
         in CI is otherwise gone with the lab, and with it why the renewal failed."""
         out = {}
         for n in nodes:
-            fresh = (
-                logs[n][len(logs_before[n]) :] if logs[n].startswith(logs_before[n]) else logs[n]
-            )
-            lines = [line[:400] for line in fresh.splitlines() if any(m in line for m in messages)]
+            lines = [
+                line[:400] for line in fresh(n).splitlines() if any(m in line for m in messages)
+            ]
             if lines:
                 out[n] = lines[:6]
         return out
 
     fences, renewals_failed = new("self-fencing"), new("cannot renew lease")
-    stalled = {
-        n: summary
-        for n in nodes
-        if (summary := stall_summary(stalls_logged(logs[n])[len(stalls_logged(logs_before[n])) :]))
-    }
+    stalled = {n: summary for n in nodes if (summary := stall_summary(stalls_logged(fresh(n))))}
     return Result(
         "soak",
         {

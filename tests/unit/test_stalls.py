@@ -43,7 +43,7 @@ def test_a_blocked_loop_is_reported_with_the_cpu_it_used(
     assert cpu >= 0.3  # busy, not starved: the process itself ran
 
 
-def test_a_sleeping_loop_is_not_reported_and_the_thread_stops(
+def test_a_thread_that_wakes_on_time_is_not_reported(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     watch = stalls.ThreadWatch()
