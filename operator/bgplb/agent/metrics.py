@@ -39,6 +39,11 @@ MESH_DETECTION = Histogram(
     "From a node's last answer to this agent until the quorum held it for dead.",
     buckets=(0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0),
 )
+APPLY_DELAY = Histogram(
+    "bgplb_agent_apply_delay_seconds",
+    "From an input change seen by the agent's watches until its speaker held it.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
 NEXT_HOP_WITHDRAWALS = Counter(
     "bgplb_agent_next_hop_withdrawals_total",
     "Next hops this agent left out of its routes before the controller did, by reason.",

@@ -58,7 +58,9 @@ class Inputs:
 class Source(Protocol):
     def read(self) -> Inputs: ...
 
-    def changes(self) -> AsyncIterator[None]: ...
+    def changes(self) -> AsyncIterator[float]:
+        """Yields once per burst of changes: when (monotonic) the first of it was seen."""
+        ...
 
 
 def _secret_values(obj: Mapping[str, Any]) -> dict[str, str]:
@@ -159,7 +161,7 @@ class FileSource:
         docs = [d for d in yaml.safe_load_all(self.path.read_text()) if d]
         return inputs_from(docs)
 
-    async def changes(self) -> AsyncIterator[None]:
+    async def changes(self) -> AsyncIterator[float]:
         seen = None
         while True:
             try:
@@ -168,7 +170,7 @@ class FileSource:
                 stamp = None
             if stamp != seen:
                 seen = stamp
-                yield None
+                yield time.monotonic()
             await asyncio.sleep(self.poll_seconds)
 
 
@@ -189,7 +191,7 @@ class KubeSource:
     """The last pools read: kept while the BGPLoadBalancer is missing (its deletion is
     refused while in use; the routes it owns go with it anyway)."""
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    _queue: asyncio.Queue[None] | None = None
+    _queue: asyncio.Queue[float] | None = None
     _loop: asyncio.AbstractEventLoop | None = None
 
     def _selectors(self) -> dict[str, str]:
@@ -234,7 +236,7 @@ class KubeSource:
 
     def _notify(self) -> None:
         if self._loop is not None and self._queue is not None:
-            self._loop.call_soon_threadsafe(self._queue.put_nowait, None)
+            self._loop.call_soon_threadsafe(self._queue.put_nowait, time.monotonic())
 
     def _follow(self, plural: str, selector: str) -> None:
         """LIST, then WATCH from there; LIST again only when the watch cannot resume."""
@@ -295,7 +297,7 @@ class KubeSource:
                 )
                 time.sleep(wait)
 
-    async def changes(self) -> AsyncIterator[None]:
+    async def changes(self) -> AsyncIterator[float]:
         self._loop = asyncio.get_running_loop()
         self._queue = asyncio.Queue()
         for plural, selector in self._selectors().items():
@@ -303,10 +305,10 @@ class KubeSource:
                 target=self._follow, args=(plural, selector), daemon=True, name=f"watch-{plural}"
             ).start()
         while True:
-            await self._queue.get()
+            first = await self._queue.get()
             while not self._queue.empty():  # a burst of events is one change
                 self._queue.get_nowait()
-            yield None
+            yield first
 
 
 def save_inputs(path: Path, inputs: Inputs) -> None:

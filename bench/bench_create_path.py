@@ -1,0 +1,232 @@
+"""Where a Service create's time goes, step by step, on the real-node lab.
+
+bench-versus times Service create → VIP in both ToRs' kernels as one figure; this
+splits it along bgplb's path, for `--services` Services created one at a time:
+
+- create returned → its BGPAdvertisedRoute seen by a watch (the controller's event,
+  debounce, plan and write);
+- create returned → the Service's status seen by a watch (the controller's other
+  write, after the routes);
+- route object → each load-balancer node's agent logging "speaker updated" (the
+  agent's watch, its read of the inputs, the gobgpd calls);
+- create returned → the VIP in each ToR's kernel (the UPDATE, the ToR's best path,
+  its FIB).
+
+The watches run where the API server is (its namespace), the ToRs are polled every
+5 ms without any API call, and the agents' lines come from the nodes' disks: every
+time is on the machine's one clock. Prints each Service's steps, then p50 / p90 /
+max per step. Run with `make bench-create-path`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from bgplb_lab import drills, metallb, versus
+from bgplb_lab.drills import LB_NODES
+from bgplb_lab.kubelets import BACKEND_PORT, NAMESPACE, KubeletLab
+
+SYSTEMS = ("bgplb", "metallb")
+
+WATCHER = """
+import json, sys, threading, time
+from kubernetes import client, config, watch
+config.load_kube_config(sys.argv[1])
+NAMESPACE = sys.argv[2]
+core, custom = client.CoreV1Api(), client.CustomObjectsApi()
+
+def say(**fields):
+    print(json.dumps({"t": time.time(), **fields}), flush=True)
+
+def forever(follow):
+    while True:  # a watch the API server ends (or refuses to resume) starts over
+        try:
+            follow()
+        except Exception as e:
+            say(kind="error", error=str(e)[:200])
+            time.sleep(0.1)
+
+def services():
+    for event in watch.Watch().stream(core.list_namespaced_service, "default"):
+        balancer = event["object"].status.load_balancer
+        ingress = (balancer.ingress or []) if balancer else []
+        say(kind="service", name=event["object"].metadata.name, ips=[i.ip for i in ingress])
+
+def routes():
+    for event in watch.Watch().stream(
+        custom.list_namespaced_custom_object, "networking.bgplb.io", "v1", NAMESPACE,
+        "bgpadvertisedroutes",
+    ):
+        obj = event["object"]
+        say(kind="route", type=event["type"], prefix=obj["spec"]["prefix"])
+
+threading.Thread(target=forever, args=(routes,), daemon=True).start()
+say(kind="ready")
+forever(services)
+"""
+
+
+def _seconds(ts: str) -> float:
+    """A log line's `ts` (python-json-logger's asctime, the machine's local time)."""
+    return dt.datetime.strptime(ts, "%Y-%m-%d %H:%M:%S,%f").timestamp()
+
+
+def _speaker_updates(lab: KubeletLab, node: str) -> list[float]:
+    out = []
+    for line in lab.agent_log(node).splitlines():
+        try:
+            record = json.loads(line.split(" ", 3)[-1])  # CRI log: time stream tag payload
+        except json.JSONDecodeError:
+            continue
+        if record.get("msg") == "speaker updated":
+            out.append(_seconds(record["ts"]))
+    return out
+
+
+class Watcher:
+    """The watch script's lines, kept with the time they were printed."""
+
+    def __init__(self, lab: KubeletLab) -> None:
+        self.lines: list[dict[str, Any]] = []
+        self.proc = subprocess.Popen(
+            [*lab.api_script(WATCHER), NAMESPACE], stdout=subprocess.PIPE, text=True
+        )
+        self.ready = threading.Event()
+        threading.Thread(target=self._read, daemon=True).start()
+        if not self.ready.wait(30):
+            raise TimeoutError("the watch script did not start")
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            record = json.loads(line)
+            if record["kind"] == "ready":
+                self.ready.set()
+            self.lines.append(record)
+
+    def first(self, after: float, **match: Any) -> float | None:
+        for record in list(self.lines):
+            if record["t"] >= after and all(record.get(k) == v for k, v in match.items()):
+                return float(record["t"])
+        return None
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+def _on_tors(lab: KubeletLab, before: dict[str, set[str]]) -> tuple[str, dict[str, float]]:
+    """The new /32 and when each ToR's kernel first had it."""
+    seen: dict[str, float] = {}
+    deadline = time.time() + 60
+    new: set[str] = set()
+    while time.time() < deadline and len(seen) < 2:
+        now = versus._host_routes(lab)
+        for tor in now:
+            added = now[tor] - before[tor]
+            if added and tor not in seen:
+                seen[tor] = time.time()
+                new |= added
+        time.sleep(0.005)
+    if len(seen) < 2:
+        raise TimeoutError(f"no new route on both ToRs in 60 s: {seen}")
+    assert len(new) == 1, new
+    return new.pop(), seen
+
+
+def run(lab: KubeletLab, count: int, who: str) -> list[dict[str, float]]:
+    """`count` Services of `who` (bgplb or metallb), each split into its steps."""
+    watcher = Watcher(lab)
+    creator = subprocess.Popen(
+        lab.api_script(versus.CREATOR), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert creator.stdin is not None
+    assert creator.stdout is not None
+    marks = []
+    try:
+        for i in range(count):
+            svc = metallb.service(f"path-{who}-{i}", {"app": "demo"}, 80, BACKEND_PORT)
+            if who == "bgplb":
+                del svc["spec"]["loadBalancerClass"]
+            before = versus._host_routes(lab)
+            sent = time.time()
+            creator.stdin.write(json.dumps(svc) + "\n")
+            creator.stdin.flush()
+            created = json.loads(creator.stdout.readline())["t"]
+            vip, tors = _on_tors(lab, before)
+            time.sleep(0.3)  # the Service's status and the log lines trail the ToRs
+            marks.append({"sent": sent, "created": created, "vip": vip, "tors": tors})
+    finally:
+        creator.stdin.close()
+        creator.wait(10)
+    updates = {node: _speaker_updates(lab, node) for node in LB_NODES} if who == "bgplb" else {}
+    watcher.close()
+    out = []
+    for m in marks:
+        created = m["created"]
+        route = watcher.first(created - 1, kind="route", prefix=f"{m['vip']}/32")
+        status = next(
+            (r["t"] for r in watcher.lines if r["kind"] == "service" and m["vip"] in r["ips"]),
+            None,
+        )
+        steps = {"create call": created - m["sent"]}
+        if who == "bgplb":
+            steps["route object"] = (route - created) if route else math.nan
+        steps["service status"] = (status - created) if status else math.nan
+        for node, times in updates.items():
+            after = [t for t in times if route is not None and t >= route - 0.01]
+            steps[f"agent {node}"] = (min(after) - created) if after else math.nan
+        for tor, t in m["tors"].items():
+            steps[f"ToR {tor}"] = t - created
+        print(
+            json.dumps({"who": who, "vip": m["vip"], **{k: round(v, 3) for k, v in steps.items()}})
+        )
+        out.append(steps)
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--services", type=int, default=30)
+    parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument(
+        "--metallb", action="store_true", help="also MetalLB v0.15.2 (native BGP mode) beside it"
+    )
+    args = parser.parse_args()
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bgplb-bench-path-"))
+    lab = KubeletLab(workdir, prefix="bp-", log=False)
+    try:
+        lab.up()
+        drills.wait_stable(lab)
+        versus._bgplb_pool(lab)
+        if args.metallb:
+            versus.setup(lab)
+        steps = {who: run(lab, args.services, who) for who in SYSTEMS[: 1 + args.metallb]}
+    finally:
+        lab.down()
+    for who, runs in steps.items():
+        print(f"\n{who}: step (seconds after the create returned): p50 / p90 / max")
+        for name in runs[0]:
+            values = sorted(s[name] for s in runs if not math.isnan(s[name]))
+            if values:
+                p90 = values[max(0, math.ceil(0.9 * len(values)) - 1)]
+                print(
+                    f"  {name:16} {statistics.median(values):.3f} / {p90:.3f} / {max(values):.3f}"
+                    f" (n = {len(values)})"
+                )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
