@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 STUBS := operator/bgplb/agent/speaker/stubs/gobgp_pb2.py
 GOBGP_PROTO := /usr/share/gocode/src/github.com/osrg/gobgp/api/gobgp.proto
 
-.PHONY: test deps venv lint types unit crds bench-plan bench-speaker bench-controller bench-lab bench-lab-up bench-soak bench-failover bench-versus lab lab-status lab-down clean
+.PHONY: test deps venv lint types unit crds bench-plan bench-speaker bench-controller bench-lab bench-lab-up bench-soak bench-failover bench-versus bench-create-path lab lab-status lab-down clean
 
 test: lint types unit
 
@@ -76,6 +76,9 @@ bench-failover: venv
 
 bench-versus: venv
 	$(PY) bench/bench_versus.py
+
+bench-create-path: venv
+	$(PY) bench/bench_create_path.py --metallb
 
 bench-lab-up: venv
 	$(PY) bench/bench_lab_up.py

@@ -7,8 +7,9 @@ splits it along bgplb's path, for `--services` Services created one at a time:
   debounce, plan and write);
 - create returned → the Service's status seen by a watch (the controller's other
   write, after the routes);
-- route object → each load-balancer node's agent logging "speaker updated" (the
-  agent's watch, its read of the inputs, the gobgpd calls);
+- create returned → each load-balancer node's agent logging "speaker updated", and
+  the agent's own figure for the time from its watch seeing the change to gobgpd
+  holding it (its read of the inputs, the gobgpd calls);
 - create returned → the VIP in each ToR's kernel (the UPDATE, the ToR's best path,
   its FIB).
 
@@ -35,7 +36,8 @@ from typing import Any
 
 from bgplb_lab import drills, metallb, versus
 from bgplb_lab.drills import LB_NODES
-from bgplb_lab.kubelets import BACKEND_PORT, NAMESPACE, KubeletLab
+from bgplb_lab.kubelets import BACKEND_PORT, KubeletLab
+from bgplb_lab.manifests import NAMESPACE
 
 SYSTEMS = ("bgplb", "metallb")
 
@@ -82,7 +84,9 @@ def _seconds(ts: str) -> float:
     return dt.datetime.strptime(ts, "%Y-%m-%d %H:%M:%S,%f").timestamp()
 
 
-def _speaker_updates(lab: KubeletLab, node: str) -> list[float]:
+def _speaker_updates(lab: KubeletLab, node: str) -> list[tuple[float, float]]:
+    """When the agent logged "speaker updated", and how long after its watch saw
+    the change (NaN from an agent that does not say)."""
     out = []
     for line in lab.agent_log(node).splitlines():
         try:
@@ -90,7 +94,8 @@ def _speaker_updates(lab: KubeletLab, node: str) -> list[float]:
         except json.JSONDecodeError:
             continue
         if record.get("msg") == "speaker updated":
-            out.append(_seconds(record["ts"]))
+            since = record.get("since_change_s")
+            out.append((_seconds(record["ts"]), math.nan if since is None else float(since)))
     return out
 
 
@@ -185,8 +190,10 @@ def run(lab: KubeletLab, count: int, who: str) -> list[dict[str, float]]:
             steps["route object"] = (route - created) if route else math.nan
         steps["service status"] = (status - created) if status else math.nan
         for node, times in updates.items():
-            after = [t for t in times if route is not None and t >= route - 0.01]
-            steps[f"agent {node}"] = (min(after) - created) if after else math.nan
+            after = [u for u in times if route is not None and u[0] >= route - 0.01]
+            logged, since = min(after) if after else (math.nan, math.nan)
+            steps[f"agent {node}"] = logged - created
+            steps[f"  its watch→gobgpd {node}"] = since
         for tor, t in m["tors"].items():
             steps[f"ToR {tor}"] = t - created
         print(
@@ -222,7 +229,7 @@ def main() -> int:
             if values:
                 p90 = values[max(0, math.ceil(0.9 * len(values)) - 1)]
                 print(
-                    f"  {name:16} {statistics.median(values):.3f} / {p90:.3f} / {max(values):.3f}"
+                    f"  {name:24} {statistics.median(values):.3f} / {p90:.3f} / {max(values):.3f}"
                     f" (n = {len(values)})"
                 )
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+
 from bgplb.controller.main import Controller
 
 

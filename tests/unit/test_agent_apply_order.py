@@ -1,0 +1,93 @@
+"""A new route reaches the speaker before the agent writes its state file, and the
+agent measures the change's way from its watch to the speaker."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+from ipaddress import IPv4Address
+from pathlib import Path
+from typing import Any, cast
+
+from prometheus_client import REGISTRY
+
+from bgplb.agent.floating import SyncResult
+from bgplb.agent.main import Agent
+from bgplb.agent.source import Inputs
+from bgplb.agent.speaker.fake import FakeSpeaker
+from bgplb.agent.speaker.model import SpeakerConfig
+from tests.unit.test_agent_logic import NODE_IP, ROUTE, session
+
+
+class Source:
+    def __init__(self, inputs: Inputs) -> None:
+        self.inputs = inputs
+
+    def read(self) -> Inputs:
+        return self.inputs
+
+
+class Interfaces:
+    async def ours(self) -> frozenset[IPv4Address]:
+        return frozenset({IPv4Address("192.0.2.100")})
+
+    async def sync(self, desired: object) -> SyncResult:
+        return SyncResult()
+
+
+class Writer:
+    def write(self, name: str, status: object) -> None:
+        pass
+
+
+class WatchingSpeaker(FakeSpeaker):
+    """Notes whether the state file was already written when a change arrived."""
+
+    listening = 0
+
+    def __init__(self, state_file: Path) -> None:
+        super().__init__()
+        self.state_file = state_file
+        self.file_there_at_apply: list[bool] = []
+
+    async def apply(self, desired: SpeakerConfig) -> int:
+        changes = await super().apply(desired)
+        if changes:
+            self.file_there_at_apply.append(self.state_file.exists())
+        return changes
+
+
+def _applied_count() -> float:
+    return REGISTRY.get_sample_value("bgplb_agent_apply_delay_seconds_count") or 0.0
+
+
+def test_the_speaker_gets_a_change_before_the_state_file_and_the_delay_is_measured() -> None:
+    async def scenario() -> tuple[list[bool], bool, float]:
+        with tempfile.TemporaryDirectory() as tmp:
+            state = Path(tmp) / "state.json"
+            speaker = WatchingSpeaker(state)
+            inputs = Inputs(
+                sessions={"tor-n1": session()},
+                routes=(ROUTE,),
+                floating_ips={IPv4Address("192.0.2.100"): "n1"},
+            )
+            agent = Agent(
+                node="n1",
+                node_ip=NODE_IP,
+                source=cast(Any, Source(inputs)),
+                service=cast(Any, speaker),
+                control_plane=None,
+                floating=cast(Any, Interfaces()),
+                writer=cast(Any, Writer()),
+                state_file=state,
+            )
+            agent.changed_at = time.monotonic()
+            before = _applied_count()
+            await agent.reconcile()
+            return speaker.file_there_at_apply, state.exists(), _applied_count() - before
+
+    at_apply, saved, measured = asyncio.run(scenario())
+    assert at_apply == [False]  # the speaker had the route before the file was written
+    assert saved  # and the file is written in the same reconcile
+    assert measured == 1
