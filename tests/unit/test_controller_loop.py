@@ -47,3 +47,71 @@ def test_a_lone_event_is_planned_at_once_and_a_burst_waits_for_the_debounce() ->
                 await task
 
     assert asyncio.run(scenario()) == (1, 1)
+
+
+class Looks:
+    """Counts the loop's looks at the Leases; a loop spinning without yielding never
+    lets the test's own sleep end, so the 1,001st look ends it."""
+
+    def __init__(self, c: Controller) -> None:
+        self.count = 0
+        self.real = c.live_nodes
+        c.live_nodes = self  # type: ignore[method-assign]
+
+    def __call__(self) -> frozenset[str]:
+        self.count += 1
+        if self.count > 1000:
+            raise RuntimeError("spinning")
+        return self.real()
+
+
+async def _stop(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, RuntimeError):
+        await task
+
+
+def test_a_follower_waits_for_leadership_without_spinning() -> None:
+    """An event seen by a follower left the trigger set: its loop woke at once, over
+    and over, one CPU core at 100 % in the lab (found by measuring each process's
+    CPU there). It wakes every 250 ms, and the event is planned once it leads."""
+
+    async def scenario() -> tuple[int, int]:
+        c = Controller("kube-system", "me")
+        c.synced, c.synced_at = True, -1e9
+        passes = Passes()
+        c.reconciler = passes  # type: ignore[assignment]
+        looks = Looks(c)
+        task = asyncio.create_task(c.run())
+        try:
+            c.trigger.set()
+            await asyncio.sleep(1.0)
+            following = looks.count
+            c.leading.set()
+            await asyncio.wait_for(passes.ran.wait(), 5)
+            return following, passes.count
+        finally:
+            await _stop(task)
+
+    following, count = asyncio.run(scenario())
+    assert following <= 6
+    assert count == 1
+
+
+def test_a_leader_holding_off_waits_without_spinning() -> None:
+    async def scenario() -> int:
+        c = Controller("kube-system", "me")
+        c.synced, c.synced_at = True, -1e9
+        c.leading.set()
+        c.frozen_live = frozenset()  # the API server unreachable: no passes
+        c.reconciler = Passes()  # type: ignore[assignment]
+        looks = Looks(c)
+        task = asyncio.create_task(c.run())
+        try:
+            c.trigger.set()
+            await asyncio.sleep(1.0)
+            return looks.count
+        finally:
+            await _stop(task)
+
+    assert asyncio.run(scenario()) <= 6

@@ -207,10 +207,15 @@ class Controller:
 
     async def run(self) -> None:
         assert self.reconciler is not None
+        pending = False
         while True:
             # Wake at least every 250 ms: Lease expiry is the absence of events.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.trigger.wait(), 0.25)
+            # Taken off the trigger at once: a trigger left set while no pass may run
+            # (a follower, a hold-off) woke this loop without pause, a core at 100 %.
+            pending = pending or self.trigger.is_set()
+            self.trigger.clear()
             live = self.live_nodes()
             if not (self.synced and self.leading.is_set()):
                 continue
@@ -222,11 +227,12 @@ class Controller:
                 at is not None and time.monotonic() >= at
                 for at in (self.reconciler.again_at, self.reconciler.drain_at)
             )
-            if not self.trigger.is_set() and live == self._live and not orphans and not due:
+            if not pending and live == self._live and not orphans and not due:
                 continue
             if time.monotonic() - self.last_pass < self.quiet:
                 await asyncio.sleep(self.debounce)
             self.trigger.clear()
+            pending = False
             self._live = live
             try:
                 await self.reconciler.run_once()
