@@ -231,6 +231,7 @@ class Agent:
 
     async def reconcile(self) -> None:
         seen, self.changed_at = self.changed_at, None
+        began = time.monotonic()
         inputs = await self._inputs()
         if inputs is None:
             self.reconciled_at = time.monotonic()  # alive; nothing known to act on yet
@@ -280,7 +281,12 @@ class Agent:
                 metrics.APPLY_DELAY.observe(since)
             log.info(
                 "speaker updated",
-                extra={"changes": changes, "since_change_s": since and round(since, 4)},
+                extra={
+                    "changes": changes,
+                    "since_change_s": since and round(since, 4),
+                    # Of that, waiting for the reconcile to begin (a reconcile before it).
+                    "queued_s": None if seen is None else round(began - seen, 4),
+                },
             )
         removed = result if steady else await self.floating.sync(ips)
         metrics.FLOATING_IP_CHANGES.labels("remove").inc(len(removed.removed))
