@@ -84,9 +84,10 @@ def _seconds(ts: str) -> float:
     return dt.datetime.strptime(ts, "%Y-%m-%d %H:%M:%S,%f").timestamp()
 
 
-def _speaker_updates(lab: KubeletLab, node: str) -> list[tuple[float, float]]:
-    """When the agent logged "speaker updated", and how long after its watch saw
-    the change (NaN from an agent that does not say)."""
+def _speaker_updates(lab: KubeletLab, node: str) -> list[tuple[float, float, float]]:
+    """When the agent logged "speaker updated", how long after its watch saw the
+    change, and how much of that the change waited for its reconcile to begin (NaN
+    from an agent that does not say)."""
     out = []
     for line in lab.agent_log(node).splitlines():
         try:
@@ -94,8 +95,14 @@ def _speaker_updates(lab: KubeletLab, node: str) -> list[tuple[float, float]]:
         except json.JSONDecodeError:
             continue
         if record.get("msg") == "speaker updated":
-            since = record.get("since_change_s")
-            out.append((_seconds(record["ts"]), math.nan if since is None else float(since)))
+            since, queued = (record.get(k) for k in ("since_change_s", "queued_s"))
+            out.append(
+                (
+                    _seconds(record["ts"]),
+                    math.nan if since is None else float(since),
+                    math.nan if queued is None else float(queued),
+                )
+            )
     return out
 
 
@@ -191,9 +198,10 @@ def run(lab: KubeletLab, count: int, who: str) -> list[dict[str, float]]:
         steps["service status"] = (status - created) if status else math.nan
         for node, times in updates.items():
             after = [u for u in times if route is not None and u[0] >= route - 0.01]
-            logged, since = min(after) if after else (math.nan, math.nan)
+            logged, since, queued = min(after) if after else (math.nan,) * 3
             steps[f"agent {node}"] = logged - created
             steps[f"  its watch→gobgpd {node}"] = since
+            steps[f"  of which queued {node}"] = queued
         for tor, t in m["tors"].items():
             steps[f"ToR {tor}"] = t - created
         print(
