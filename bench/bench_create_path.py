@@ -160,6 +160,13 @@ def _on_tors(lab: KubeletLab, before: dict[str, set[str]]) -> tuple[str, dict[st
 def run(lab: KubeletLab, count: int, who: str) -> list[dict[str, float]]:
     """`count` Services of `who` (bgplb or metallb), each split into its steps."""
     watcher = Watcher(lab)
+    try:
+        return _timed(lab, count, who, watcher)
+    finally:
+        watcher.close()
+
+
+def _timed(lab: KubeletLab, count: int, who: str, watcher: Watcher) -> list[dict[str, float]]:
     creator = subprocess.Popen(
         lab.api_script(versus.CREATOR), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
     )
@@ -183,7 +190,6 @@ def run(lab: KubeletLab, count: int, who: str) -> list[dict[str, float]]:
         creator.stdin.close()
         creator.wait(10)
     updates = {node: _speaker_updates(lab, node) for node in LB_NODES} if who == "bgplb" else {}
-    watcher.close()
     out = []
     for m in marks:
         created = m["created"]
