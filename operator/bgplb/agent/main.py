@@ -283,7 +283,7 @@ class Agent:
                 "speaker updated",
                 extra={
                     "changes": changes,
-                    "since_change_s": since and round(since, 4),
+                    "since_change_s": None if since is None else round(since, 4),
                     # Of that, waiting for the reconcile to begin (a reconcile before it).
                     "queued_s": None if seen is None else round(began - seen, 4),
                 },

@@ -54,9 +54,9 @@ class Controller:
     debounce: float = 0.02
     """Seconds to gather a burst of events into one pass, once a burst is under way
     (a pass ended less than `quiet` ago). The first event after a quiet spell — a
-    lone Service create — is planned at once: waiting for company it will not get
-    was a fifth of the controller's share of the create's way to the routers
-    (bench-create-path)."""
+    lone Service create — is planned at once: waiting for company it would not get
+    was 20 of the ~55 ms from its event to its route object, measured inside the
+    controller in the lab (docs/BENCHMARKS.md, bench-create-path)."""
     quiet: float = 0.5
     last_pass: float = -1e9
     """When (monotonic) the last pass ended."""
