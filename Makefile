@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 STUBS := operator/bgplb/agent/speaker/stubs/gobgp_pb2.py
 GOBGP_PROTO := /usr/share/gocode/src/github.com/osrg/gobgp/api/gobgp.proto
 
-.PHONY: test deps venv lint types unit crds bench-plan bench-speaker bench-controller bench-lab bench-lab-up bench-soak bench-failover bench-versus bench-create-path lab lab-status lab-down clean
+.PHONY: test deps venv lint types unit crds bench-plan bench-speaker bench-controller bench-lab bench-lab-up bench-soak bench-failover bench-versus bench-create-path bench-pass lab lab-status lab-down clean
 
 test: lint types unit
 
@@ -79,6 +79,9 @@ bench-versus: venv
 
 bench-create-path: venv
 	$(PY) bench/bench_create_path.py --metallb
+
+bench-pass: venv
+	$(PY) bench/bench_pass.py
 
 bench-lab-up: venv
 	$(PY) bench/bench_lab_up.py
