@@ -8,8 +8,8 @@ splits it along bgplb's path, for `--services` Services created one at a time:
 - create returned → the Service's status seen by a watch (the controller's other
   write, after the routes);
 - create returned → each load-balancer node's agent logging "speaker updated", and
-  the agent's own figure for the time from its watch seeing the change to gobgpd
-  holding it (its read of the inputs, the gobgpd calls);
+  the agent's own figures: from its watch seeing the change to gobgpd holding it,
+  and of that the wait for its reconcile, reading its inputs and gobgpd's calls;
 - create returned → the VIP in each ToR's kernel (the UPDATE, the ToR's best path,
   its FIB).
 
@@ -84,10 +84,18 @@ def _seconds(ts: str) -> float:
     return dt.datetime.strptime(ts, "%Y-%m-%d %H:%M:%S,%f").timestamp()
 
 
-def _speaker_updates(lab: KubeletLab, node: str) -> list[tuple[float, float, float]]:
-    """When the agent logged "speaker updated", how long after its watch saw the
-    change, and how much of that the change waited for its reconcile to begin (NaN
-    from an agent that does not say)."""
+AGENT_FIELDS = {
+    "since_change_s": "its watch→gobgpd",
+    "queued_s": "queued",
+    "read_s": "reading inputs",
+    "speaker_s": "gobgpd calls",
+}
+"""The agent's own figures on its "speaker updated" line → the step they name."""
+
+
+def _speaker_updates(lab: KubeletLab, node: str) -> list[tuple[float, dict[str, float]]]:
+    """When the agent logged "speaker updated", with its own figures for the change
+    (NaN from an agent that does not give one)."""
     out = []
     for line in lab.agent_log(node).splitlines():
         try:
@@ -95,14 +103,10 @@ def _speaker_updates(lab: KubeletLab, node: str) -> list[tuple[float, float, flo
         except json.JSONDecodeError:
             continue
         if record.get("msg") == "speaker updated":
-            since, queued = (record.get(k) for k in ("since_change_s", "queued_s"))
-            out.append(
-                (
-                    _seconds(record["ts"]),
-                    math.nan if since is None else float(since),
-                    math.nan if queued is None else float(queued),
-                )
-            )
+            figures = {
+                k: math.nan if record.get(k) is None else float(record[k]) for k in AGENT_FIELDS
+            }
+            out.append((_seconds(record["ts"]), figures))
     return out
 
 
@@ -204,10 +208,12 @@ def _timed(lab: KubeletLab, count: int, who: str, watcher: Watcher) -> list[dict
         steps["service status"] = (status - created) if status else math.nan
         for node, times in updates.items():
             after = [u for u in times if route is not None and u[0] >= route - 0.01]
-            logged, since, queued = min(after) if after else (math.nan,) * 3
+            if not after:
+                continue
+            logged, figures = min(after, key=lambda u: u[0])
             steps[f"agent {node}"] = logged - created
-            steps[f"  its watch→gobgpd {node}"] = since
-            steps[f"  of which queued {node}"] = queued
+            for key, step in AGENT_FIELDS.items():
+                steps[f"  {step} {node}"] = figures[key]
         for tor, t in m["tors"].items():
             steps[f"ToR {tor}"] = t - created
         print(
@@ -238,8 +244,8 @@ def main() -> int:
         lab.down()
     for who, runs in steps.items():
         print(f"\n{who}: step (seconds after the create returned): p50 / p90 / max")
-        for name in runs[0]:
-            values = sorted(s[name] for s in runs if not math.isnan(s[name]))
+        for name in dict.fromkeys(k for r in runs for k in r):
+            values = sorted(s[name] for s in runs if not math.isnan(s.get(name, math.nan)))
             if values:
                 p90 = values[max(0, math.ceil(0.9 * len(values)) - 1)]
                 print(

@@ -46,7 +46,7 @@ from bgplb.agent.source import (
     save_inputs,
 )
 from bgplb.agent.speaker.gobgp import GoBGPSpeaker
-from bgplb.agent.speaker.model import PeerStatus
+from bgplb.agent.speaker.model import PeerStatus, SpeakerConfig
 from bgplb.agent.status import (
     FileStatusWriter,
     KubeStatusWriter,
@@ -125,6 +125,8 @@ class Agent:
     """What the state file holds (as far as this process wrote or read it)."""
     changed_at: float | None = None
     """When (monotonic) the oldest input change not yet reconciled was seen."""
+    speaker_took: float = 0.0
+    """How long the last apply to the service speaker took."""
 
     def witnesses(self) -> dict[str, str]:
         """The other agents' witness addresses by node, as the controller last
@@ -221,6 +223,12 @@ class Agent:
         self.last_inputs = inputs
         return inputs
 
+    async def _apply_speaker(self, config: SpeakerConfig) -> int:
+        started = time.monotonic()
+        changes = await self.service.apply(config)
+        self.speaker_took = time.monotonic() - started
+        return changes
+
     async def _save_inputs(self) -> None:
         """After the data plane has what the inputs say: writing the file is no part
         of a Service's way to the routers (up to ~8 ms at 1,000 routes)."""
@@ -233,6 +241,7 @@ class Agent:
         seen, self.changed_at = self.changed_at, None
         began = time.monotonic()
         inputs = await self._inputs()
+        read = time.monotonic()
         if inputs is None:
             self.reconciled_at = time.monotonic()  # alive; nothing known to act on yet
             return
@@ -266,13 +275,13 @@ class Agent:
         # floating IP to move (a Service created, a next hop changed), the speaker goes
         # first: the interfaces are only re-checked, and the UPDATE need not wait on it.
         steady = ips == self.plumbed
-        changes = await self.service.apply(desired.service) if steady else 0
+        changes = await self._apply_speaker(desired.service) if steady else 0
         result = await self.floating.sync(ips | self.plumbed)
         metrics.FLOATING_IP_CHANGES.labels("add").inc(len(result.added))
         for ip, why in result.unplaceable.items():
             log.warning("cannot place floating IP", extra={"ip": str(ip), "reason": why})
         if not steady:
-            changes = await self.service.apply(desired.service)
+            changes = await self._apply_speaker(desired.service)
         if changes:
             # How long the change took from the API's watch to gobgpd: the agent's
             # share of a Service's way to the routers.
@@ -284,8 +293,11 @@ class Agent:
                 extra={
                     "changes": changes,
                     "since_change_s": None if since is None else round(since, 4),
-                    # Of that, waiting for the reconcile to begin (a reconcile before it).
+                    # Of that: waiting for the reconcile to begin (a reconcile before
+                    # it), reading the inputs, and gobgpd's calls.
                     "queued_s": None if seen is None else round(began - seen, 4),
+                    "read_s": round(read - began, 4),
+                    "speaker_s": round(self.speaker_took, 4),
                 },
             )
         removed = result if steady else await self.floating.sync(ips)
