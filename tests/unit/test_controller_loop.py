@@ -115,3 +115,38 @@ def test_a_leader_holding_off_waits_without_spinning() -> None:
             await _stop(task)
 
     assert asyncio.run(scenario()) <= 6
+
+
+def test_the_index_handlers_run_on_the_event_loops_thread() -> None:
+    """kopf runs a plain function handler in a thread pool. Ours change the index
+    and set the loop's trigger, an asyncio.Event only the loop's thread may touch:
+    from a thread, CI saw "deque mutated during iteration" lose an EndpointSlice's
+    trigger (the no-endpoint drill then waited in vain), and a trigger set from a
+    thread does not wake the loop until its next timeout."""
+    import threading
+
+    import kopf
+    from kopf._core.actions.invocation import invoke
+
+    from bgplb.controller import main
+
+    seen: list[int] = []
+
+    class Recording(Controller):
+        def _route(self, kind: str, event: object) -> None:
+            seen.append(threading.get_ident())
+
+    main._PROCESS["controller"] = Recording("kube-system", "me")
+    main._register()
+    handlers = kopf.get_default_registry()._watching.get_all_handlers()
+    assert handlers
+
+    async def scenario() -> None:
+        for handler in handlers:
+            await invoke(handler.fn, kwargs={"event": {"type": "ADDED", "object": {}}})
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        main._PROCESS.pop("controller", None)
+    assert set(seen) == {threading.get_ident()}

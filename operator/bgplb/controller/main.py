@@ -271,30 +271,35 @@ def _register() -> None:
         ("", "v1", "namespaces"),
     ]
     for group, version, plural in watched:
-
-        def handler(event: Mapping[str, Any], _plural: str = plural, **_: Any) -> None:
+        # A coroutine, so kopf runs it on the event loop: a plain function would run
+        # in kopf's thread pool, changing the index under a running pass and setting
+        # the loop's trigger (an asyncio.Event) from the wrong thread.
+        async def handler(event: Mapping[str, Any], _plural: str = plural, **_: Any) -> None:
             _controller()._route(_plural, event)
 
         kopf.on.event(group, version, plural, id=f"index-{plural}")(handler)
 
 
-def _list_everything(c: Controller) -> None:
+def _list_everything(namespace: str) -> list[tuple[str, list[dict[str, Any]]]]:
+    """Every watched kind, LISTed (in a thread: the client blocks); the index is
+    filled from them on the event loop, the only thread that touches it."""
     from kubernetes import client
 
     custom, core = client.CustomObjectsApi(), client.CoreV1Api()
+    out: list[tuple[str, list[dict[str, Any]]]] = []
     for plural in OURS:
-        reply: Any = custom.list_namespaced_custom_object(GROUP, VERSION, c.namespace, plural)
-        c.load(plural, reply["items"])
+        reply: Any = custom.list_namespaced_custom_object(GROUP, VERSION, namespace, plural)
+        out.append((plural, reply["items"]))
     api = client.ApiClient()
-    c.load("nodes", [api.sanitize_for_serialization(n) for n in core.list_node().items])
-    leases = client.CoordinationV1Api().list_namespaced_lease(c.namespace).items
-    c.load("leases", [api.sanitize_for_serialization(x) for x in leases])
-    services = core.list_service_for_all_namespaces().items
-    c.load("services", [api.sanitize_for_serialization(s) for s in services])
-    slices = client.DiscoveryV1Api().list_endpoint_slice_for_all_namespaces().items
-    c.load("endpointslices", [api.sanitize_for_serialization(s) for s in slices])
-    namespaces = core.list_namespace().items
-    c.load("namespaces", [api.sanitize_for_serialization(n) for n in namespaces])
+    for kind, items in (
+        ("nodes", core.list_node().items),
+        ("leases", client.CoordinationV1Api().list_namespaced_lease(namespace).items),
+        ("services", core.list_service_for_all_namespaces().items),
+        ("endpointslices", client.DiscoveryV1Api().list_endpoint_slice_for_all_namespaces().items),
+        ("namespaces", core.list_namespace().items),
+    ):
+        out.append((kind, [api.sanitize_for_serialization(x) for x in items]))
+    return out
 
 
 def _elect(c: Controller, loop: asyncio.AbstractEventLoop) -> None:
@@ -354,11 +359,13 @@ async def _startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.watching.server_timeout = 300
     while True:
         try:
-            await asyncio.to_thread(_list_everything, c)
+            listed = await asyncio.to_thread(_list_everything, c.namespace)
             break
         except Exception as e:  # the API server may not be back yet: wait for it
             log.warning("initial LIST failed; retrying", extra={"error": str(e)})
             await asyncio.sleep(1)
+    for kind, items in listed:
+        c.load(kind, items)
     c.synced = True
     c.synced_at = time.monotonic()
 
