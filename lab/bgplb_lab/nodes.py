@@ -64,11 +64,14 @@ def make_cgroup_root(name: str) -> None:
 def cgroup_pids(name: str) -> set[int]:
     pids: set[int] = set()
     for hierarchy in cgroup_hierarchies():
-        root = hierarchy / name
-        if root.is_dir():
-            for procs in root.rglob("cgroup.procs"):
+        # os.walk skips a directory that goes away while it walks (a Pod's cgroup
+        # removed by its runtime meanwhile); Path.rglob raised, and the teardown
+        # stopped with the node half down (CI, seed example 2).
+        for path, _, files in os.walk(hierarchy / name):
+            if "cgroup.procs" in files:
                 with contextlib.suppress(OSError):
-                    pids.update(int(p) for p in procs.read_text().split())
+                    text = (Path(path) / "cgroup.procs").read_text()
+                    pids.update(int(p) for p in text.split())
     return pids
 
 
