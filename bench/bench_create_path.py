@@ -97,16 +97,9 @@ def _speaker_updates(lab: KubeletLab, node: str) -> list[tuple[float, dict[str, 
     """When the agent logged "speaker updated", with its own figures for the change
     (NaN from an agent that does not give one)."""
     out = []
-    for line in lab.agent_log(node).splitlines():
-        try:
-            record = json.loads(line.split(" ", 3)[-1])  # CRI log: time stream tag payload
-        except json.JSONDecodeError:
-            continue
-        if record.get("msg") == "speaker updated":
-            figures = {
-                k: math.nan if record.get(k) is None else float(record[k]) for k in AGENT_FIELDS
-            }
-            out.append((_seconds(record["ts"]), figures))
+    for record in drills.logged(lab.agent_log(node), "speaker updated"):
+        figures = {k: math.nan if record.get(k) is None else float(record[k]) for k in AGENT_FIELDS}
+        out.append((_seconds(record["ts"]), figures))
     return out
 
 
