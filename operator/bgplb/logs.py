@@ -26,5 +26,9 @@ def setup_logging(level: str | None = None) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level or os.environ.get("BGPLB_LOG_LEVEL", "INFO"))
-    # kopf reports every handled watch event at INFO; the index sees thousands.
-    logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    # Said at INFO on every turn, not on a change: kopf for each watch event (the index
+    # sees thousands), the Kubernetes client's leader election at each renewal or
+    # failed try (every 2 s; the controller logs becoming leader itself), aiohttp for
+    # each liveness probe.
+    for chatty in ("kopf.objects", "leaderelection", "aiohttp.access"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)

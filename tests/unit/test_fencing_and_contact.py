@@ -75,3 +75,65 @@ def test_another_load_balancers_services_are_not_indexed_or_reconciled_for() -> 
     c._route("services", {"type": "MODIFIED", "object": {**mine, "spec": theirs["spec"]}})
     assert c.trigger.is_set()
     assert c.state.services == {}
+
+
+def test_the_same_renewal_written_two_ways_is_not_a_renewal() -> None:
+    """The watch gives renewTime as `...Z`, a typed client LIST as `...+00:00`: the
+    same instant. Taken for a new renewal, every probe credited a dead node with a
+    fresh lease period, delaying its failover by up to one probe interval."""
+    c = Controller("kube-system", "me", lease_expiry=3.0)
+    c.observe_lease({"type": "ADDED", "object": _lease("bgplb-node-n1", "2026-01-01T00:00:00.5Z")})
+    c.state.lease_seen["bgplb-node-n1"] = seen = time.monotonic() - 10
+    c.contact([_lease("bgplb-node-n1", "2026-01-01T00:00:00.500000+00:00")])
+    assert c.state.lease_seen["bgplb-node-n1"] == seen
+    assert c.live_nodes() == frozenset()
+
+
+def test_api_contact_reads_one_once_the_api_server_answered() -> None:
+    from prometheus_client import REGISTRY
+
+    from bgplb.controller import metrics
+
+    metrics.API_CONTACT.set(0)  # as a fresh process starts
+    c = Controller("kube-system", "me", lease_expiry=3.0)
+    c.contact([])
+    assert REGISTRY.get_sample_value("bgplb_api_contact") == 1
+    c.contact(None)
+    c.contact(None)
+    assert REGISTRY.get_sample_value("bgplb_api_contact") == 0
+    c.contact([])
+    assert REGISTRY.get_sample_value("bgplb_api_contact") == 1
+
+
+def _node(name: str, heartbeat: str, **labels: str) -> dict[str, object]:
+    return {
+        "metadata": {"name": name, "labels": labels, "resourceVersion": heartbeat},
+        "spec": {},
+        "status": {
+            "addresses": [{"type": "InternalIP", "address": "198.51.100.11"}],
+            "conditions": [{"type": "Ready", "status": "True", "lastHeartbeatTime": heartbeat}],
+            "images": [{"names": ["registry.example/image:1"], "sizeBytes": 1}],
+        },
+    }
+
+
+def test_a_node_heartbeat_is_not_a_reason_to_plan() -> None:
+    """Kubelets post their status every few seconds; only what the plan reads (labels,
+    cordon, addresses) is a change. Each heartbeat used to cost a full pass: in the
+    lab's four nodes, two a second."""
+    c = Controller("kube-system", "me", lease_expiry=3.0)
+    c._route("nodes", {"type": "ADDED", "object": _node("n1", "2026-01-01T00:00:00Z")})
+    assert c.trigger.is_set()
+    c.trigger.clear()
+    c._route("nodes", {"type": "MODIFIED", "object": _node("n1", "2026-01-01T00:00:10Z")})
+    assert not c.trigger.is_set()
+    assert "images" not in c.state.nodes["n1"]["status"]  # only what is read is kept
+    c._route("nodes", {"type": "MODIFIED", "object": _node("n1", "2026-01-01T00:00:20Z", a="b")})
+    assert c.trigger.is_set()
+    assert c.state.nodes["n1"]["metadata"]["labels"] == {"a": "b"}
+    c.trigger.clear()
+    cordoned = _node("n1", "2026-01-01T00:00:30Z", a="b")
+    cordoned["spec"] = {"unschedulable": True}
+    c._route("nodes", {"type": "MODIFIED", "object": cordoned})
+    assert c.trigger.is_set()
+    assert "n1" in c.state.drain_seen

@@ -251,7 +251,8 @@ class BGPLoadBalancerSpec(ApiModel):
         description="Withdraw a Service's VIP from the routers while it has no ready "
         "endpoint anywhere (it keeps the VIP), and advertise it again when one is ready: "
         "a route to a Service that cannot answer only black-holes its traffic. Off: "
-        "advertised regardless, as MetalLB does.",
+        "advertised regardless (MetalLB has no such switch: it always waits for a "
+        "ready endpoint).",
     )
     drain_seconds: int = Field(
         30,

@@ -71,6 +71,18 @@ class ClusterState:
     """Namespace → its labels (pools may select namespaces by label)."""
 
 
+def node_inputs(node: JSON) -> JSON:
+    """What planning reads of a Node (`node_from`, `draining`): its labels, its cordon
+    and its addresses. Kept instead of the whole object, and compared to tell a change
+    from a kubelet's status heartbeat (every few seconds per node), which is none."""
+    meta, spec = node["metadata"], node.get("spec") or {}
+    return {
+        "metadata": {"name": meta["name"], "labels": dict(meta.get("labels") or {})},
+        "spec": {"unschedulable": bool(spec.get("unschedulable"))},
+        "status": {"addresses": list((node.get("status") or {}).get("addresses") or [])},
+    }
+
+
 def _internal_ip(node: JSON) -> IPv4Address | None:
     for address in node.get("status", {}).get("addresses", []):
         if address.get("type") == "InternalIP":
