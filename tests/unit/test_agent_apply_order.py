@@ -62,27 +62,34 @@ def _applied_count() -> float:
     return REGISTRY.get_sample_value("bgplb_agent_apply_delay_seconds_count") or 0.0
 
 
+def _agent(speaker: WatchingSpeaker, floating: Interfaces, state: Path | None = None) -> Agent:
+    """An agent of n1 holding its floating IP, with one route to advertise, and a
+    change just seen."""
+    inputs = Inputs(
+        sessions={"tor-n1": session()},
+        routes=(ROUTE,),
+        floating_ips={IPv4Address("192.0.2.100"): "n1"},
+    )
+    agent = Agent(
+        node="n1",
+        node_ip=NODE_IP,
+        source=cast(Any, Source(inputs)),
+        service=cast(Any, speaker),
+        control_plane=None,
+        floating=cast(Any, floating),
+        writer=cast(Any, Writer()),
+        state_file=state,
+    )
+    agent.changed_at = time.monotonic()
+    return agent
+
+
 def test_the_speaker_gets_a_change_before_the_state_file_and_the_delay_is_measured() -> None:
     async def scenario() -> tuple[list[bool], bool, float]:
         with tempfile.TemporaryDirectory() as tmp:
             state = Path(tmp) / "state.json"
             speaker = WatchingSpeaker(state)
-            inputs = Inputs(
-                sessions={"tor-n1": session()},
-                routes=(ROUTE,),
-                floating_ips={IPv4Address("192.0.2.100"): "n1"},
-            )
-            agent = Agent(
-                node="n1",
-                node_ip=NODE_IP,
-                source=cast(Any, Source(inputs)),
-                service=cast(Any, speaker),
-                control_plane=None,
-                floating=cast(Any, Interfaces()),
-                writer=cast(Any, Writer()),
-                state_file=state,
-            )
-            agent.changed_at = time.monotonic()
+            agent = _agent(speaker, Interfaces(), state)
             before = _applied_count()
             await agent.reconcile()
             return speaker.file_there_at_apply, state.exists(), _applied_count() - before
@@ -110,21 +117,7 @@ def test_the_measured_delay_ends_when_the_speaker_has_the_change() -> None:
     after it is no part of the change's way to the routers, so not of its figure."""
 
     async def scenario() -> float:
-        inputs = Inputs(
-            sessions={"tor-n1": session()},
-            routes=(ROUTE,),
-            floating_ips={IPv4Address("192.0.2.100"): "n1"},
-        )
-        agent = Agent(
-            node="n1",
-            node_ip=NODE_IP,
-            source=cast(Any, Source(inputs)),
-            service=cast(Any, WatchingSpeaker(Path("/nonexistent"))),
-            control_plane=None,
-            floating=cast(Any, SlowInterfaces()),
-            writer=cast(Any, Writer()),
-        )
-        agent.changed_at = time.monotonic()
+        agent = _agent(WatchingSpeaker(Path("/nonexistent")), SlowInterfaces())
         before = _applied_sum()
         await agent.reconcile()
         return _applied_sum() - before
