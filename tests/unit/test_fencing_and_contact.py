@@ -137,3 +137,42 @@ def test_a_node_heartbeat_is_not_a_reason_to_plan() -> None:
     c._route("nodes", {"type": "MODIFIED", "object": cordoned})
     assert c.trigger.is_set()
     assert "n1" in c.state.drain_seen
+
+
+def _slice(service: str, ready: bool) -> dict[str, object]:
+    return {
+        "metadata": {
+            "name": f"{service}-abcde",
+            "namespace": "default",
+            "labels": {"kubernetes.io/service-name": service},
+        },
+        "endpoints": [{"addresses": ["203.0.113.130"], "conditions": {"ready": ready}}],
+    }
+
+
+def test_an_endpointslice_seen_before_its_service_still_counts() -> None:
+    """The two kinds come on separate watches: a slice (written by the endpoint
+    controller after the Service) can arrive first. Dropped, the Service's endpoints
+    stayed unknown, and a Service with none ready was advertised until its slice
+    next changed."""
+    from bgplb.controller.snapshot import ready_endpoints
+
+    c = Controller("kube-system", "me", lease_expiry=3.0)
+    c._route("endpointslices", {"type": "ADDED", "object": _slice("web", ready=False)})
+    assert not c.trigger.is_set()  # not ours (yet): nothing to plan
+    c._route("services", {"type": "ADDED", "object": service("web")})
+    assert ready_endpoints(c.state.endpoint_slices.values()) == {"default/web": 0}
+
+
+def test_slices_of_services_not_ours_are_not_kept_for_long() -> None:
+    from bgplb.controller.snapshot import ready_endpoints
+
+    c = Controller("kube-system", "me", lease_expiry=3.0)
+    c._route("endpointslices", {"type": "ADDED", "object": _slice("other", ready=True)})
+    c._route("endpointslices", {"type": "ADDED", "object": _slice("web", ready=False)})
+    for key, (_, obj) in list(c.state.unclaimed_slices.items()):
+        c.state.unclaimed_slices[key] = (time.monotonic() - 60, obj)  # a minute ago
+    c._route("endpointslices", {"type": "ADDED", "object": _slice("third", ready=True)})
+    assert set(c.state.unclaimed_slices) == {"default/third-abcde"}
+    c._route("services", {"type": "ADDED", "object": service("web")})
+    assert ready_endpoints(c.state.endpoint_slices.values()) == {}  # unknown, as before

@@ -37,6 +37,8 @@ from bgplb.logs import setup_logging
 
 log = logging.getLogger("bgplb.controller")
 LEADER_LEASE = "bgplb-controller"
+UNCLAIMED_FOR = 30.0
+"""Seconds a slice of a Service not indexed is kept for that Service to arrive."""
 
 OURS = {
     "bgploadbalancers": "load_balancers",
@@ -136,6 +138,8 @@ class Controller:
             # Another load balancer's Services (MetalLB beside bgplb) are not even
             # indexed: each of their events used to cost a full reconcile.
             if is_ours(obj):
+                if key not in self.state.services:
+                    self._claim_slices(key)
                 self.observe(self.state.services, key, event)
             elif key in self.state.services:  # no longer ours (type or class changed)
                 self.observe(self.state.services, key, {"type": "DELETED", "object": obj})
@@ -148,10 +152,33 @@ class Controller:
                 self.trigger.set()
         elif kind == "endpointslices":
             service = meta.get("labels", {}).get("kubernetes.io/service-name")
+            key = f"{meta['namespace']}/{meta['name']}"
             if service and f"{meta['namespace']}/{service}" in self.state.services:
-                self.observe(
-                    self.state.endpoint_slices, f"{meta['namespace']}/{meta['name']}", event
-                )
+                self.observe(self.state.endpoint_slices, key, event)
+            elif service:
+                self._unclaimed(key, event)
+
+    def _unclaimed(self, key: str, event: Mapping[str, Any]) -> None:
+        """A slice of a Service not indexed: kept UNCLAIMED_FOR seconds, in case its
+        Service arrives after it; the oldest are forgotten first (seen order)."""
+        unclaimed, now = self.state.unclaimed_slices, time.monotonic()
+        unclaimed.pop(key, None)
+        if event.get("type") != "DELETED":
+            unclaimed[key] = (now, dict(event["object"]))
+        while unclaimed:
+            oldest = next(iter(unclaimed))
+            if now - unclaimed[oldest][0] <= UNCLAIMED_FOR:
+                break
+            del unclaimed[oldest]
+
+    def _claim_slices(self, service: str) -> None:
+        """A Service newly ours: the slices of it that came first join the index."""
+        for key, (_, obj) in list(self.state.unclaimed_slices.items()):
+            meta = obj["metadata"]
+            of = f"{meta['namespace']}/{meta.get('labels', {}).get('kubernetes.io/service-name')}"
+            if of == service:
+                del self.state.unclaimed_slices[key]
+                self.state.endpoint_slices[key] = obj
 
     # --- the loop -----------------------------------------------------------------
 

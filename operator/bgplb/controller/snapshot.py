@@ -67,6 +67,9 @@ class ClusterState:
     services: dict[ServiceKey, JSON] = field(default_factory=dict)
     endpoint_slices: dict[str, JSON] = field(default_factory=dict)
     """'namespace/name' of the slice → slice."""
+    unclaimed_slices: dict[str, tuple[float, JSON]] = field(default_factory=dict)
+    """Slices of Services not indexed (yet) → (monotonic time seen, slice), oldest
+    first, kept for a while: a slice can arrive before its Service (another watch)."""
     namespace_labels: dict[str, dict[str, str]] = field(default_factory=dict)
     """Namespace → its labels (pools may select namespaces by label)."""
 
