@@ -62,7 +62,12 @@ def _applied_count() -> float:
     return REGISTRY.get_sample_value("bgplb_agent_apply_delay_seconds_count") or 0.0
 
 
-def _agent(speaker: WatchingSpeaker, floating: Interfaces, state: Path | None = None) -> Agent:
+def _agent(
+    speaker: WatchingSpeaker,
+    floating: Interfaces,
+    state: Path | None = None,
+    writer: Writer | None = None,
+) -> Agent:
     """An agent of n1 holding its floating IP, with one route to advertise, and a
     change just seen."""
     inputs = Inputs(
@@ -77,7 +82,7 @@ def _agent(speaker: WatchingSpeaker, floating: Interfaces, state: Path | None = 
         service=cast(Any, speaker),
         control_plane=None,
         floating=cast(Any, floating),
-        writer=cast(Any, Writer()),
+        writer=cast(Any, writer or Writer()),
         state_file=state,
     )
     agent.changed_at = time.monotonic()
@@ -123,3 +128,39 @@ def test_the_measured_delay_ends_when_the_speaker_has_the_change() -> None:
         return _applied_sum() - before
 
     assert asyncio.run(scenario()) < 0.2
+
+
+class SlowWriter(Writer):
+    """Status writes that take long (an API server under load)."""
+
+    def __init__(self) -> None:
+        self.written: list[str] = []
+
+    def write(self, name: str, status: object) -> None:
+        time.sleep(0.5)
+        self.written.append(name)
+
+
+def test_session_statuses_are_written_off_the_reconciles_path() -> None:
+    """A reconcile ends once the data plane has the change; the statuses it calls
+    for follow, so the next change (the next Service) does not wait for them."""
+
+    async def scenario() -> tuple[float, list[str]]:
+        writer = SlowWriter()
+        agent = _agent(WatchingSpeaker(Path("/nonexistent")), Interfaces(), writer=writer)
+        reporting = asyncio.create_task(agent.report_loop())
+        try:
+            started = time.monotonic()
+            await agent.reconcile()
+            took = time.monotonic() - started
+            for _ in range(50):
+                if writer.written:
+                    break
+                await asyncio.sleep(0.05)
+        finally:
+            reporting.cancel()
+        return took, writer.written
+
+    took, written = asyncio.run(scenario())
+    assert took < 0.4
+    assert written == ["tor-n1"]  # and the status is written all the same

@@ -107,6 +107,8 @@ class Agent:
     holding_epoch: int = 0
     """The placement epoch `plumbed` reflects (0: none applied yet), for the Lease."""
     wake: asyncio.Event = field(default_factory=asyncio.Event)
+    report_due: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set by a reconcile: its session statuses are for `report_loop` to write."""
     mesh: Mesh | None = None
     """The agents' mesh verdicts (None: no witness key or port, no mesh)."""
     prober: probe.Prober | None = None
@@ -316,7 +318,9 @@ class Agent:
         metrics.BGP_LISTEN_PORT.set(self.service.listening)
         self.reconciled_at = time.monotonic()
         metrics.mark_reconciled()
-        await self.report()
+        # The statuses follow, off this path: written here (a PATCH per session whose
+        # advertised routes changed) they held the next change back by up to ~0.5 s.
+        self.report_due.set()
 
     async def _sync_bfd(self, wanted: dict[Key, Timers]) -> None:
         """BFD only from addresses this node holds: a session's packets must stop
@@ -566,16 +570,22 @@ class Agent:
         except Exception as e:
             log.warning("stopping: could not hold the lease", extra={"error": str(e)})
 
-    async def refresh_loop(self) -> None:
+    async def report_loop(self) -> None:
+        """Session statuses after each reconcile (a burst of them: one report) and at
+        the refresh."""
         while True:
-            await asyncio.sleep(max(1.0, self.reporter.refresh_seconds / 4))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self.report_due.wait(), max(1.0, self.reporter.refresh_seconds / 4)
+                )
+            self.report_due.clear()
             await self.report()
 
     async def run(self) -> None:
         loops: list[Callable[[], Coroutine[Any, Any, None]]] = [
             self.reconcile_loop,
             self.source_loop,
-            self.refresh_loop,
+            self.report_loop,
             lambda: self.watch_loop(self.service),
             stalls.watch_loop,
         ]
