@@ -29,8 +29,11 @@ def test_floating_ip_holder_failure_moves_its_sessions_and_loses_no_route(lab: L
     result = drills.floating_ip_node_failure(lab)
     print(result)
     assert result.figures["to"] not in (None, result.figures["from"])
-    # sessions: 2 → the other floating IP's sessions keep the VIP on both ToRs.
-    assert result.figures["route_samples"] > 10
+    # sessions: 2 → the other floating IP's sessions keep the VIP on both ToRs. The
+    # floor only asks that the sampling saw the move: a sample takes an API read and
+    # both ToRs' tables, and a slow CI machine took 10 in 4.2 s (`> 10` failed there
+    # with every other figure right).
+    assert result.figures["route_samples"] >= 5
     assert result.figures["samples_without_route"] == 0
     # The dead holder's floating-IP session went on BFD's word (the example peers ask
     # for it), not at the hold timer.
