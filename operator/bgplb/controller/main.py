@@ -151,9 +151,9 @@ class Controller:
                 self.state.namespace_labels[meta["name"]] = labels
                 self.trigger.set()
         elif kind == "endpointslices":
-            service = meta.get("labels", {}).get("kubernetes.io/service-name")
+            service = _service_of(meta)
             key = f"{meta['namespace']}/{meta['name']}"
-            if service and f"{meta['namespace']}/{service}" in self.state.services:
+            if service in self.state.services:
                 self.observe(self.state.endpoint_slices, key, event)
             elif service:
                 self._unclaimed(key, event)
@@ -174,9 +174,7 @@ class Controller:
     def _claim_slices(self, service: str) -> None:
         """A Service newly ours: the slices of it that came first join the index."""
         for key, (_, obj) in list(self.state.unclaimed_slices.items()):
-            meta = obj["metadata"]
-            of = f"{meta['namespace']}/{meta.get('labels', {}).get('kubernetes.io/service-name')}"
-            if of == service:
+            if _service_of(obj["metadata"]) == service:
                 del self.state.unclaimed_slices[key]
                 self.state.endpoint_slices[key] = obj
 
@@ -278,6 +276,12 @@ class Controller:
                 await asyncio.sleep(1)
                 self.trigger.set()
             self.last_pass = time.monotonic()
+
+
+def _service_of(slice_meta: Mapping[str, Any]) -> str | None:
+    """'namespace/name' of the Service an EndpointSlice belongs to (None: none)."""
+    name = (slice_meta.get("labels") or {}).get("kubernetes.io/service-name")
+    return f"{slice_meta['namespace']}/{name}" if name else None
 
 
 def _instant(renew_time: str | None) -> dt.datetime | str | None:
