@@ -290,8 +290,7 @@ class Agent:
         if changes:
             # How long the change took from the API's watch to gobgpd: the agent's
             # share of a Service's way to the routers. It ends when gobgpd has it: the
-            # interfaces' re-check after that (10-50 ms of pyroute2 in a Pod with
-            # little CPU) is on no route's way.
+            # interfaces' re-check after that (pyroute2) is on no route's way.
             since = None if seen is None else self.speaker_done - seen
             if since is not None:
                 metrics.APPLY_DELAY.observe(since)
@@ -319,7 +318,8 @@ class Agent:
         self.reconciled_at = time.monotonic()
         metrics.mark_reconciled()
         # The statuses follow, off this path: written here (a PATCH per session whose
-        # advertised routes changed) they held the next change back by up to ~0.5 s.
+        # advertised routes changed, one after another) a change arriving meanwhile
+        # waited for them.
         self.report_due.set()
 
     async def _sync_bfd(self, wanted: dict[Key, Timers]) -> None:
