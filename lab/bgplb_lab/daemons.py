@@ -28,20 +28,22 @@ T = TypeVar("T")
 def wait_for(
     what: str, probe: Callable[[], T | None], timeout: float = 30, every: float = 0.1
 ) -> T:
-    """Poll `probe` until it returns something truthy; raise naming `what` on timeout."""
+    """Poll `probe` until it returns something truthy; raise naming `what` on timeout,
+    with what the probe last gave: its value, or the error it raised (an error from
+    early on, while a daemon came up, is not what went wrong later)."""
     deadline = time.monotonic() + timeout
-    last: Exception | None = None
+    last: str = ""
     while time.monotonic() < deadline:
         try:
             value = probe()
             if value:
                 return value
+            last = f"last {value!r}"
         except Exception as e:  # a probe may fail until the daemon is up
-            last = e
+            last = f"last raised {type(e).__name__}: {e}"
         time.sleep(every)
-    raise TimeoutError(
-        f"timed out after {timeout}s waiting for {what}" + (f": {last}" if last else "")
-    )
+    said = f"; {last}"[:2000] if last else ""
+    raise TimeoutError(f"timed out after {timeout}s waiting for {what}{said}")
 
 
 def kernel_next_hops(host: Host, prefix: str) -> set[str]:
