@@ -69,7 +69,7 @@ def denied(
     for spec in sessions.values():
         by_peer.setdefault(spec.peer, set()).add(spec.peer_ip)
     every = frozenset().union(*by_peer.values()) if by_peer else frozenset()
-    out: dict[IPv4Network, frozenset[IPv4Address]] = {}
+    out: dict[tuple[int, int], tuple[IPv4Network, frozenset[IPv4Address]]] = {}
     for route in routes:
         prefix = announced(route)
         if route.peers is None:
@@ -77,8 +77,9 @@ def denied(
         else:
             allowed = set().union(*(by_peer.get(p, set()) for p in route.peers))
             deny = every - allowed
-        out[prefix] = out[prefix] & deny if prefix in out else deny
-    return {prefix: deny for prefix, deny in out.items() if deny}
+        key = _key(prefix)  # integers: cheaper to hash than the network (per route)
+        out[key] = (prefix, out[key][1] & deny if key in out else deny)
+    return {prefix: deny for prefix, deny in out.values() if deny}
 
 
 def _speaker(
@@ -137,36 +138,45 @@ def service_paths(
     """One path per next hop with ADD-PATH (distinct identifiers), else one per prefix,
     with the route's attributes. Routes of Services sharing a VIP are one path: their
     attributes combine (core/attributes.py), whatever order they are read in."""
-    paths: dict[tuple[IPv4Network, IPv4Address, int], PathConfig] = {}
+    # Keyed by integers: hashing ipaddress objects was most of this at 1,000 routes.
+    paths: dict[tuple[int, int, int, int], PathConfig] = {}
     for route in routes:
         if route.service is None or not route.next_hops:
             continue
         attributes = of_route(
             route.communities, route.large_communities, route.as_path_prepend, route.metric
         )
-        hops = sorted(route.next_hops) if add_path else sorted(route.next_hops)[:1]
-        leaving = set(route.draining_next_hops or ())
+        hops = sorted(route.next_hops) if add_path else [min(route.next_hops)]
+        leaving = route.draining_next_hops or ()
         prefix = announced(route)
+        net = _key(prefix)
         for hop in hops:
-            path = PathConfig(prefix, hop, path_identifier(hop) if add_path else 0)
+            identifier = path_identifier(hop) if add_path else 0
+            key = (*net, int(hop), identifier)
             own = attributes.with_(DRAINING) if hop in leaving else attributes
-            seen = paths.get(path.key)
+            seen = paths.get(key)
             merged = own if seen is None else seen.attributes.with_(own)
-            paths[path.key] = replace(path, attributes=merged)
+            paths[key] = PathConfig(prefix, hop, identifier, attributes=merged)
     if not add_path:  # one path per prefix: VIPs of one aggregate may differ in next hop
-        first: dict[IPv4Network, PathConfig] = {}
-        for path in sorted(paths.values(), key=lambda p: p.key):
-            kept = first.get(path.prefix)
+        first: dict[tuple[int, int], PathConfig] = {}
+        for key, path in sorted(paths.items()):
+            kept = first.get(key[:2])
             both = path.attributes if kept is None else kept.attributes.with_(path.attributes)
-            first[path.prefix] = replace(kept or path, attributes=both)
+            first[key[:2]] = replace(kept or path, attributes=both)
         return frozenset(first.values())
     return frozenset(paths.values())
 
 
+def _key(prefix: IPv4Network) -> tuple[int, int]:
+    return int(prefix.network_address), prefix.prefixlen
+
+
 def announced(route: BGPAdvertisedRouteSpec) -> IPv4Network:
     """What goes on the wire for a route: its prefix, or the block holding it."""
-    length = route.aggregation_length or route.prefix.prefixlen
-    return route.prefix.supernet(new_prefix=min(length, route.prefix.prefixlen))
+    length = route.aggregation_length
+    if not length or length >= route.prefix.prefixlen:
+        return route.prefix  # the common case, without building a network (per route)
+    return route.prefix.supernet(new_prefix=length)
 
 
 def advertisable(
@@ -212,8 +222,10 @@ def node_desired(
     control-plane ones included) for status reports."""
     mine = {k: v for k, v in sessions.items() if v.node_name == node}
     service = {k: v for k, v in mine.items() if v.type == "Service"}
+    # A node with no Service session (a worker) advertises none: every route is
+    # read past, not planned (each agent reads them all, on every change).
     route_list, refused = advertisable(
-        (r for r in routes if r.service is not None and r.next_hops), pools
+        (r for r in routes if r.service is not None and r.next_hops) if service else (), pools
     )
     add_path = any(s.add_path for s in service.values())
     missing: dict[str, SecretKey] = {}

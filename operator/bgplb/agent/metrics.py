@@ -23,7 +23,8 @@ API_ERRORS = Counter(
 )
 ROUTES_REFUSED = Gauge(
     "bgplb_agent_routes_refused",
-    "Routes this agent will not advertise: not a /32 inside an address pool.",
+    "Routes this agent will not advertise: not a /32 inside an address pool (0 on a node "
+    "with no Service session, which advertises none).",
 )
 MESH_PROBES = Counter(
     "bgplb_agent_mesh_probes_total",

@@ -68,6 +68,8 @@ class Attributes:
         apply, or several Services share it. Communities add up; the longer prepend
         and the higher (worse) MED win, so sharing never makes a path more preferred
         than one of its Services asked for."""
+        if other in (self, NONE):
+            return self  # Services sharing a VIP mostly carry the same, or nothing
         meds = [m for m in (self.med, other.med) if m is not None]
         return Attributes.of(
             self.communities + other.communities,
@@ -139,6 +141,8 @@ def of_route(
 ) -> Attributes:
     """A BGPAdvertisedRoute's attributes. The CRD refuses what does not parse; an
     entry that slips past it anyway is left out rather than the route."""
+    if not (communities or large_communities or as_path_prepend or med is not None):
+        return NONE  # most routes: nothing to parse
     good, _ = _each(communities or (), parse_community)
     large, _ = _each(large_communities or (), parse_large_community)
     return Attributes.of(good, large, as_path_prepend or 0, med)
