@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import subprocess
 import time
 from collections.abc import Callable, Iterator
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from bgplb_lab import metallb
@@ -212,6 +214,34 @@ def bulk(lab: KubeletLab, count: int = 1000, per_address: int = 25) -> dict[str,
     return figures
 
 
+CPU_OF = {
+    "bgplb agents": ("bgplb-agent",),
+    "bgplb controllers": ("bgplb-controlle",),
+    "MetalLB speakers": ("speaker",),
+    "MetalLB controller": ("controller",),
+    "kube-apiserver": ("kube-apiserver",),
+}
+"""Processes (by their kernel name, 15 characters at most) whose CPU a bulk drill
+reports: what each system's components spent on the burst, and the API server."""
+
+
+def cpu_seconds() -> dict[str, float]:
+    """CPU seconds (user + system) so far of the processes in CPU_OF, by group."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    out = dict.fromkeys(CPU_OF, 0.0)
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # gone meanwhile
+            continue
+        name = text[text.index("(") + 1 : text.rindex(")")]
+        fields = text[text.rindex(")") + 2 :].split()
+        for group, names in CPU_OF.items():
+            if name in names:
+                out[group] += (int(fields[11]) + int(fields[12])) / ticks
+    return out
+
+
 def _text(out: bytes | str | None) -> str:
     return out.decode(errors="replace") if isinstance(out, bytes) else out or ""
 
@@ -228,6 +258,7 @@ def _bulk_one(
         if cls is None:
             del svc["spec"]["loadBalancerClass"]
         bodies.append(json.dumps(svc))
+    cpu_before = cpu_seconds()
     try:
         created = subprocess.run(
             lab.api_script(BULK_CREATOR),
@@ -262,13 +293,15 @@ def _bulk_one(
         every=0.5,
     )
     done = time.time()
-    figures = {
+    cpu_after = cpu_seconds()
+    figures: dict[str, float] = {
         "services": count,
         "vips": len(addresses),
         "created_s": round(times["created"] - times["started"], 2),
         "create_p50_s": round(times["p50"], 3),
         "create_max_s": round(times["max"], 3),
         "creates_over_1s": times["over_1s"],
+        **{f"cpu_s {group}": round(cpu_after[group] - cpu_before[group], 1) for group in CPU_OF},
         "all_on_tors_s": round(done - times["started"], 2),
     }
     names = [f"bulk-{who}-{i}" for i in range(count)]
