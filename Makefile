@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 STUBS := operator/bgplb/agent/speaker/stubs/gobgp_pb2.py
 GOBGP_PROTO := /usr/share/gocode/src/github.com/osrg/gobgp/api/gobgp.proto
 
-.PHONY: test deps venv lint types unit crds bench-plan bench-speaker bench-controller bench-lab bench-lab-up bench-soak bench-failover bench-versus bench-create-path bench-pass lab lab-status lab-down clean
+.PHONY: test deps venv lint types unit crds bench-plan bench-speaker bench-controller bench-lab bench-lab-up bench-soak bench-failover bench-versus bench-create-path bench-pass bench-agent-change lab lab-status lab-down clean
 
 test: lint types unit
 
@@ -82,6 +82,9 @@ bench-create-path: venv
 
 bench-pass: venv
 	$(PY) bench/bench_pass.py
+
+bench-agent-change: venv
+	$(PY) bench/bench_agent_change.py
 
 bench-lab-up: venv
 	$(PY) bench/bench_lab_up.py
