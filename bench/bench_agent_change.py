@@ -24,6 +24,7 @@ from typing import Any
 
 from bgplb.agent.desired import node_desired
 from bgplb.agent.source import Dumped, Parsed, inputs_from, save_inputs
+from bgplb.api import BGPSessionSpec
 
 NODE_IP = IPv4Address("192.0.2.11")
 
@@ -41,21 +42,13 @@ def objects(routes: int, vips: int) -> list[dict[str, Any]]:
         }
         for i in range(routes)
     ]
-    out.append(
-        {
-            "kind": "BGPSession",
-            "metadata": {"name": "tor-n1", "resourceVersion": "1"},
-            "spec": {
-                "floatingIP": "192.0.2.100",
-                "localIP": "192.0.2.100",
-                "localASN": 65001,
-                "nodeName": "n1",
-                "peerASN": 65000,
-                "peerIP": "192.0.2.1",
-                "peer": "tor",
-            },
-        }
-    )
+    spec = BGPSessionSpec.model_validate(
+        {"floating_ip": "192.0.2.100", "local_ip": "192.0.2.100", "local_asn": 65001,
+         "node_name": "n1", "peer_asn": 65000, "peer_ip": "192.0.2.1", "peer": "tor"}
+    )  # fmt: skip
+    meta = {"name": "tor-n1", "resourceVersion": "1"}
+    dumped = spec.model_dump(mode="json", by_alias=True)
+    out.append({"kind": "BGPSession", "metadata": meta, "spec": dumped})
     return out
 
 
