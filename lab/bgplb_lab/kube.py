@@ -8,6 +8,7 @@ scripts/build-kube.sh into the cache; etcd from Debian's etcd-server.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import ipaddress
 import json
@@ -150,6 +151,7 @@ class KubeAPI:
     extra_sans: tuple[str, ...] = ()
     """More IP addresses in the serving certificate (a VIP in front of it)."""
     _apiserver_args: list[str] = field(default_factory=list)
+    etcd_url: str = ""
 
     @property
     def url(self) -> str:
@@ -222,6 +224,7 @@ class KubeAPI:
             start_new_session=True,
         )
         self.procs.append(etcd)
+        self.etcd_url = f"http://127.0.0.1:{etcd_client}"
         self._apiserver_args = [
             str(kube_binary()),
             f"--etcd-servers=http://127.0.0.1:{etcd_client}",
@@ -366,6 +369,26 @@ class KubeAPI:
             str(key),
             *extra,
         ]
+
+    def delete_from_etcd(self, key: str) -> int:
+        """Delete one key straight from etcd (its v3 JSON gateway), behind the API
+        server's back: with kube-apiserver down, a deletion no watch will report.
+        Returns how many keys went."""
+        body = json.dumps({"key": base64.b64encode(key.encode()).decode()})
+        post = (
+            "import sys, urllib.request as u;"
+            "r = u.Request(sys.argv[1], sys.argv[2].encode());"
+            "print(u.urlopen(r, timeout=5).read().decode())"
+        )
+        url = f"{self.etcd_url}/v3/kv/deleterange"
+        out = subprocess.run(
+            self._in_netns([sys.executable, "-c", post, url, body]),
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=20,
+        ).stdout
+        return int(json.loads(out).get("deleted", 0))
 
     def stop_apiserver(self, *, crash: bool = False) -> None:
         """Stop only kube-apiserver (etcd keeps the data) — to test API outages.

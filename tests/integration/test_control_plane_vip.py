@@ -215,3 +215,24 @@ def test_a_service_session_to_the_same_router_reports_its_own_state(env: Env) ->
         lambda: env.session_state(service) == "Established",
         timeout=60,
     )
+
+
+def test_a_session_deleted_while_the_api_server_was_down_is_created_again(env: Env) -> None:
+    """What goes while the controller's watches are away, no watch reports: kopf LISTs
+    again and reports only what is there. CI run 22: two Service sessions the
+    controller deleted just before such a re-LIST stayed in its index, and it never
+    created them again. Here the object goes straight from etcd, with the API server
+    down."""
+    name = "192.0.2.1-cp1"
+    wait_for("the session object", lambda: name in env.api.kubectl("get", "bgpsessions"))
+    env.api.stop_apiserver(crash=True)
+    try:
+        deleted = env.api.delete_from_etcd(f"/registry/networking.bgplb.io/bgpsessions/{NS}/{name}")
+    finally:
+        env.api.start_apiserver()
+    assert deleted == 1
+    wait_for(
+        "the session created again",
+        lambda: name in env.api.kubectl("get", "bgpsessions"),
+        timeout=30,
+    )

@@ -20,7 +20,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -39,6 +39,11 @@ log = logging.getLogger("bgplb.controller")
 LEADER_LEASE = "bgplb-controller"
 UNCLAIMED_FOR = 30.0
 """Seconds a slice of a Service not indexed is kept for that Service to arrive."""
+CONTACT_GRACE = 1.2
+"""Seconds without an answered probe begun (probes go every 0.5 s) before node
+liveness freezes."""
+RESYNC_AFTER = 1.0
+"""Seconds from a watch's re-LIST to the index's own LIST of that kind."""
 
 OURS = {
     "bgploadbalancers": "load_balancers",
@@ -74,6 +79,10 @@ class Controller:
     """While the controller cannot reach the API server: the Leases live when contact
     was lost. It saw no renewals meanwhile, so it must not take their nodes for dead."""
     failed_probes: int = 0
+    last_contact: float | None = None
+    """When (monotonic) the last probe the API server answered began."""
+    resyncing: dict[str, set[str]] = field(default_factory=dict)
+    """Kind → keys its watch changed since the index's own LIST of it began."""
 
     def __post_init__(self) -> None:
         self.state = ClusterState(self.namespace)
@@ -109,6 +118,67 @@ class Controller:
             # (a move between live nodes waits on the old node's report).
             self.trigger.set()
         self.state.leases[name] = dict(obj)
+
+    def watched(self, kind: str, event: Mapping[str, Any]) -> None:
+        """A watch event. kopf LISTs again after a broken watch (an API server restart
+        ends every watch with "too old resource version") and reports what it finds as
+        events of type None, never what went away meanwhile: the index then LISTs that
+        kind itself and drops what is gone. Seen in the lab: two BGPSessions this
+        controller deleted just before such a re-LIST stayed in the index, so it never
+        created them again."""
+        if kind in self.resyncing:
+            self.resyncing[kind].add(_key(kind, event["object"]["metadata"]))
+        self._route(kind, event)
+        if event.get("type") is None and self.synced:
+            self.resync_soon(kind)
+
+    def resync_soon(self, kind: str) -> None:
+        if kind not in self.resyncing:
+            self.resyncing[kind] = set()
+            task = asyncio.get_running_loop().create_task(self._resync(kind))
+            _PROCESS.setdefault("resyncs", set()).add(task)
+            task.add_done_callback(_PROCESS["resyncs"].discard)
+
+    async def _resync(self, kind: str) -> None:
+        try:
+            await asyncio.sleep(RESYNC_AFTER)  # let the watch's own re-LIST arrive first
+            self.resyncing[kind] = set()
+            items = await asyncio.to_thread(_list_kind, kind, self.namespace)
+        except Exception as e:  # the next re-LIST or regained contact tries again
+            log.warning("index resync failed", extra={"kind": kind, "error": str(e)})
+            self.resyncing.pop(kind, None)
+            return
+        gone = self.relisted(kind, items, self.resyncing.pop(kind, set()))
+        if gone:
+            log.info("index resynced", extra={"kind": kind, "gone": gone[:20]})
+
+    def relisted(self, kind: str, items: list[dict[str, Any]], touched: set[str]) -> list[str]:
+        """Bring the index of `kind` to a LIST of it: what the LIST lacks is gone;
+        a key the watch changed after the LIST began keeps the watch's version (it is
+        newer). Returns the keys dropped."""
+        listed = {_key(kind, obj["metadata"]): obj for obj in items}
+        for key, obj in listed.items():
+            if key not in touched:
+                self._route(kind, {"type": None, "object": obj})
+        gone = sorted(k for k in self._indexed(kind) if k not in listed and k not in touched)
+        for key in gone:
+            self._route(kind, {"type": "DELETED", "object": self._indexed(kind)[key]})
+        return gone
+
+    def _indexed(self, kind: str) -> dict[str, Mapping[str, Any]]:
+        """Key → an object to report its deletion with, for each indexed `kind`."""
+        state = self.state
+        if kind in OURS:
+            return dict(getattr(state, OURS[kind]))
+        if kind == "leases":
+            return dict(state.leases)
+        if kind == "services":
+            return dict(state.services)
+        if kind == "endpointslices":
+            unclaimed = {k: obj for k, (_, obj) in state.unclaimed_slices.items()}
+            return {**unclaimed, **state.endpoint_slices}
+        names = state.nodes if kind == "nodes" else state.namespace_labels
+        return {name: {"metadata": {"name": name}} for name in names}
 
     def load(self, kind: str, items: list[dict[str, Any]]) -> None:
         """Fill the index from a full LIST (startup), before any reconcile."""
@@ -188,18 +258,21 @@ class Controller:
             n for n in self.state.lease_seen if lease_live(self.state, n, now, self.lease_expiry)
         )
 
-    def contact(self, leases: list[dict[str, Any]] | None) -> None:
-        """One probe of the API server (a LIST of this namespace's Leases, or None when
-        it failed). Two failures in a row freeze node liveness; the first success after
-        that credits every frozen node with a fresh lease period to renew in."""
+    def contact(self, leases: list[dict[str, Any]] | None, began: float | None = None) -> bool:
+        """One probe of the API server, begun at `began` (a LIST of this namespace's
+        Leases, or None when it failed). Two failures in a row, or no answer to a
+        probe begun within CONTACT_GRACE, freeze node liveness; the first success
+        after that credits every frozen node with a fresh lease period to renew in.
+        Returns whether contact was regained after a failure."""
         if leases is None:
             self.failed_probes += 1
-            if self.failed_probes >= 2 and self.frozen_live is None:
-                self.frozen_live = self.live_nodes()
-                metrics.API_CONTACT.set(0)
-                log.warning("API server unreachable: node liveness frozen")
-            return
+            if self.failed_probes >= 2:
+                self.freeze()
+            return False
+        regained = self.failed_probes > 0 or self.frozen_live is not None
         self.failed_probes = 0
+        began = time.monotonic() if began is None else began
+        self.last_contact = max(self.last_contact or began, began)
         metrics.API_CONTACT.set(1)
         if self.frozen_live is not None:
             now = time.monotonic()
@@ -209,11 +282,34 @@ class Controller:
             log.info("API server reachable again: node liveness resumes")
         for lease in leases:
             self._route("leases", {"type": None, "object": lease})
+        return regained
+
+    def check_contact(self, now: float) -> None:
+        """A probe can hang up to its timeout: counting failed probes alone froze
+        liveness after a node's Lease had run out unseen (an agent restarted during an
+        API server restart was taken for dead and its Services' sessions deleted)."""
+        if self.last_contact is not None and now - self.last_contact > CONTACT_GRACE:
+            self.freeze()
+
+    def freeze(self) -> None:
+        """Liveness as it stood at the last answered probe: renewals after that
+        could not be seen."""
+        if self.frozen_live is not None:
+            return
+        at = time.monotonic() if self.last_contact is None else self.last_contact
+        self.frozen_live = frozenset(
+            n for n in self.state.lease_seen if lease_live(self.state, n, at, self.lease_expiry)
+        )
+        metrics.API_CONTACT.set(0)
+        log.warning("API server unreachable: node liveness frozen")
 
     async def contact_loop(self) -> None:
         from kubernetes import client
 
-        api = client.CoordinationV1Api()
+        # One attempt per probe: urllib3's retries made a failed probe take 4 s.
+        config = client.Configuration.get_default_copy()
+        config.retries = False
+        api = client.CoordinationV1Api(client.ApiClient(config))
 
         def probe() -> list[dict[str, Any]] | None:
             # The JSON as the watch gives it: the typed client's models took ~1.5 ms
@@ -229,7 +325,10 @@ class Controller:
 
         while True:
             started = time.monotonic()
-            self.contact(await asyncio.to_thread(probe))
+            if self.contact(await asyncio.to_thread(probe), started):
+                # Whatever went during the outage, a watch may not report.
+                for kind in WATCHED:
+                    self.resync_soon(kind)
             await asyncio.sleep(max(0.0, 0.5 - (time.monotonic() - started)))
 
     def holding_off(self) -> bool:
@@ -251,6 +350,7 @@ class Controller:
             # (a follower, a hold-off) woke this loop without pause, a core at 100 %.
             pending = pending or self.trigger.is_set()
             self.trigger.clear()
+            self.check_contact(time.monotonic())
             live = self.live_nodes()
             if not (self.synced and self.leading.is_set()):
                 continue
@@ -276,6 +376,13 @@ class Controller:
                 await asyncio.sleep(1)
                 self.trigger.set()
             self.last_pass = time.monotonic()
+
+
+def _key(kind: str, meta: Mapping[str, Any]) -> str:
+    """The index's key: namespace/name for the kinds indexed across namespaces."""
+    if kind in ("services", "endpointslices"):
+        return f"{meta.get('namespace')}/{meta['name']}"
+    return str(meta["name"])
 
 
 def _service_of(slice_meta: Mapping[str, Any]) -> str | None:
@@ -310,49 +417,88 @@ def _controller() -> Controller:
     return controller
 
 
+WATCHED = {
+    **dict.fromkeys(OURS, (GROUP, VERSION)),
+    "nodes": ("", "v1"),
+    "leases": ("coordination.k8s.io", "v1"),
+    "services": ("", "v1"),
+    "endpointslices": ("discovery.k8s.io", "v1"),
+    "namespaces": ("", "v1"),
+}
+"""Every kind the index holds: plural → (group, version)."""
+
+
 def _register() -> None:
-    watched = [(GROUP, VERSION, plural) for plural in OURS] + [
-        ("", "v1", "nodes"),
-        ("coordination.k8s.io", "v1", "leases"),
-        ("", "v1", "services"),
-        ("discovery.k8s.io", "v1", "endpointslices"),
-        ("", "v1", "namespaces"),
-    ]
-    for group, version, plural in watched:
+    for plural, (group, version) in WATCHED.items():
         # A coroutine, so kopf runs it on the event loop: a plain function would run
         # in kopf's thread pool, changing the index under a running pass and setting
         # the loop's trigger (an asyncio.Event) from the wrong thread.
         async def handler(event: Mapping[str, Any], _plural: str = plural, **_: Any) -> None:
-            _controller()._route(_plural, event)
+            _controller().watched(_plural, event)
 
         kopf.on.event(group, version, plural, id=f"index-{plural}")(handler)
+
+
+def _list_kind(kind: str, namespace: str) -> list[dict[str, Any]]:
+    """One watched kind, LISTed (the client blocks: call it in a thread), as JSON."""
+    from kubernetes import client
+
+    if kind in OURS:
+        custom = client.CustomObjectsApi()
+        reply: Any = custom.list_namespaced_custom_object(GROUP, VERSION, namespace, kind)
+        return list(reply["items"])
+    core = client.CoreV1Api()
+    listings: dict[str, Callable[[], Any]] = {
+        "nodes": core.list_node,
+        "leases": lambda: client.CoordinationV1Api().list_namespaced_lease(namespace),
+        "services": core.list_service_for_all_namespaces,
+        "endpointslices": client.DiscoveryV1Api().list_endpoint_slice_for_all_namespaces,
+        "namespaces": core.list_namespace,
+    }
+    api = client.ApiClient()
+    return [api.sanitize_for_serialization(x) for x in listings[kind]().items]
 
 
 def _list_everything(namespace: str) -> list[tuple[str, list[dict[str, Any]]]]:
     """Every watched kind, LISTed (in a thread: the client blocks); the index is
     filled from them on the event loop, the only thread that touches it."""
-    from kubernetes import client
+    return [(kind, _list_kind(kind, namespace)) for kind in WATCHED]
 
-    custom, core = client.CustomObjectsApi(), client.CoreV1Api()
-    out: list[tuple[str, list[dict[str, Any]]]] = []
-    for plural in OURS:
-        reply: Any = custom.list_namespaced_custom_object(GROUP, VERSION, namespace, plural)
-        out.append((plural, reply["items"]))
-    api = client.ApiClient()
-    for kind, items in (
-        ("nodes", core.list_node().items),
-        ("leases", client.CoordinationV1Api().list_namespaced_lease(namespace).items),
-        ("services", core.list_service_for_all_namespaces().items),
-        ("endpointslices", client.DiscoveryV1Api().list_endpoint_slice_for_all_namespaces().items),
-        ("namespaces", core.list_namespace().items),
-    ):
-        out.append((kind, [api.sanitize_for_serialization(x) for x in items]))
-    return out
+
+def _steady_lock(name: str, namespace: str, identity: str) -> Any:
+    """The client's LeaseLock, with a network error a failed attempt as an API error
+    is: it let a refused connection escape and end the elector's thread (seen in the
+    lab during an API server restart), leaving this controller acting on a lease it
+    no longer renewed — a second replica would have acted beside it."""
+    from kubernetes.client.exceptions import ApiException
+    from kubernetes.leaderelection.resourcelock.leaselock import LeaseLock
+
+    class SteadyLeaseLock(LeaseLock):
+        def get(self, name: str, namespace: str) -> tuple[bool, Any]:
+            try:
+                return super().get(name, namespace)  # type: ignore[no-any-return]
+            except ApiException:
+                raise
+            except Exception as e:
+                return False, ApiException(status=0, reason=f"{type(e).__name__}: {e}")
+
+        def create(self, name: str, namespace: str, election_record: Any) -> bool:
+            try:
+                return bool(super().create(name, namespace, election_record))
+            except Exception:
+                return False
+
+        def update(self, name: str, namespace: str, updated_record: Any) -> bool:
+            try:
+                return bool(super().update(name, namespace, updated_record))
+            except Exception:
+                return False
+
+    return SteadyLeaseLock(name, namespace, identity)
 
 
 def _elect(c: Controller, loop: asyncio.AbstractEventLoop) -> None:
     from kubernetes.leaderelection import electionconfig, leaderelection
-    from kubernetes.leaderelection.resourcelock.leaselock import LeaseLock
 
     def started() -> None:
         log.info("leading", extra={"identity": c.identity})
@@ -367,14 +513,19 @@ def _elect(c: Controller, loop: asyncio.AbstractEventLoop) -> None:
         os._exit(1)
 
     config = electionconfig.Config(
-        LeaseLock(LEADER_LEASE, c.namespace, c.identity),
+        _steady_lock(LEADER_LEASE, c.namespace, c.identity),
         lease_duration=15,
         renew_deadline=10,
         retry_period=2,
         onstarted_leading=started,
         onstopped_leading=stopped,
     )
-    leaderelection.LeaderElection(config).run()
+    try:
+        leaderelection.LeaderElection(config).run()
+    except BaseException:
+        # Whatever ends the elector, a replica that cannot renew must not act.
+        log.exception("leader election ended; exiting")
+        os._exit(1)
 
 
 def in_cluster_server(env: Mapping[str, str]) -> str | None:
