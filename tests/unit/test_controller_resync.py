@@ -130,3 +130,31 @@ def test_the_elector_takes_a_refused_connection_for_a_failed_attempt() -> None:
     )  # fmt: skip
     elector = leaderelection.LeaderElection(config)  # type: ignore[no-untyped-call]
     assert elector.try_acquire_or_renew() is False  # type: ignore[no-untyped-call]
+
+
+def test_a_resync_tries_again_while_the_api_server_is_starting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    answers: list[Exception | list[dict[str, Any]]] = [RuntimeError("503"), [_session("a")]]
+
+    def list_kind(kind: str, namespace: str) -> list[dict[str, Any]]:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    monkeypatch.setattr(main, "_list_kind", list_kind)
+    monkeypatch.setattr(main, "RESYNC_AFTER", 0.0)
+
+    async def scenario() -> None:
+        c = Controller(NS, "me")
+        _indexed(c, "a", "b")
+        c.resync_soon("bgpsessions")
+        for _ in range(100):
+            await asyncio.sleep(0.01)
+            if not c.resyncing:
+                break
+        assert set(c.state.sessions) == {"a"}
+        assert not answers
+
+    asyncio.run(scenario())

@@ -44,6 +44,7 @@ CONTACT_GRACE = 1.2
 liveness freezes."""
 RESYNC_AFTER = 1.0
 """Seconds from a watch's re-LIST to the index's own LIST of that kind."""
+RESYNC_ATTEMPTS = 5
 
 OURS = {
     "bgploadbalancers": "load_balancers",
@@ -140,12 +141,18 @@ class Controller:
             task.add_done_callback(_PROCESS["resyncs"].discard)
 
     async def _resync(self, kind: str) -> None:
-        try:
-            await asyncio.sleep(RESYNC_AFTER)  # let the watch's own re-LIST arrive first
+        items: list[dict[str, Any]] | None = None
+        for attempt in range(RESYNC_ATTEMPTS):
+            # The first wait lets the watch's own re-LIST arrive first; later ones
+            # give an API server that is still starting time to answer.
+            await asyncio.sleep(RESYNC_AFTER * (attempt + 1))
             self.resyncing[kind] = set()
-            items = await asyncio.to_thread(_list_kind, kind, self.namespace)
-        except Exception as e:  # the next re-LIST or regained contact tries again
-            log.warning("index resync failed", extra={"kind": kind, "error": str(e)})
+            try:
+                items = await asyncio.to_thread(_list_kind, kind, self.namespace)
+                break
+            except Exception as e:
+                log.warning("index resync failed", extra={"kind": kind, "error": str(e)})
+        if items is None:  # the next re-LIST or regained contact tries again
             self.resyncing.pop(kind, None)
             return
         gone = self.relisted(kind, items, self.resyncing.pop(kind, set()))
@@ -160,9 +167,10 @@ class Controller:
         for key, obj in listed.items():
             if key not in touched:
                 self._route(kind, {"type": None, "object": obj})
-        gone = sorted(k for k in self._indexed(kind) if k not in listed and k not in touched)
+        indexed = self._indexed(kind)
+        gone = sorted(k for k in indexed if k not in listed and k not in touched)
         for key in gone:
-            self._route(kind, {"type": "DELETED", "object": self._indexed(kind)[key]})
+            self._route(kind, {"type": "DELETED", "object": indexed[key]})
         return gone
 
     def _indexed(self, kind: str) -> dict[str, Mapping[str, Any]]:
