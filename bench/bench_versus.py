@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import statistics
 import sys
 import tempfile
@@ -83,8 +84,19 @@ def main() -> int:
                         note(name, key, who, result.figures.get(key))
                     if "flaps" in result.figures:
                         note(name, "flaps", who, len(result.figures["flaps"]))
-    finally:
-        lab.down()
+    except BaseException:
+        # Run 4 stopped on a VIP that did not come back, and its logs went with the lab:
+        # with BGPLB_KEEP_LOGS set, keep the work directory and what the API held.
+        if os.environ.get("BGPLB_KEEP_LOGS"):
+            kinds = "bgpadvertisedroutes,bgpsessions,networkgatewaygroups,leases,pods"
+            state = lab.api.kubectl("get", kinds, "-A", "-o", "yaml", check=False)
+            (lab.workdir / "state-at-failure.yaml").write_text(state)
+            print(f"lab kept for its logs: {lab.workdir}", file=sys.stderr, flush=True)
+            lab.stop()
+        else:
+            lab.down()
+        raise
+    lab.down()
     for figure, by_system in figures.items():
         print(figure)
         for who in SYSTEMS:
