@@ -261,9 +261,11 @@ class Controller:
     def live_nodes(self) -> frozenset[str]:
         if self.frozen_live is not None:
             return self.frozen_live
-        now = time.monotonic()
+        return self._live_at(time.monotonic())
+
+    def _live_at(self, at: float) -> frozenset[str]:
         return frozenset(
-            n for n in self.state.lease_seen if lease_live(self.state, n, now, self.lease_expiry)
+            n for n in self.state.lease_seen if lease_live(self.state, n, at, self.lease_expiry)
         )
 
     def contact(self, leases: list[dict[str, Any]] | None, began: float | None = None) -> bool:
@@ -305,9 +307,7 @@ class Controller:
         if self.frozen_live is not None:
             return
         at = time.monotonic() if self.last_contact is None else self.last_contact
-        self.frozen_live = frozenset(
-            n for n in self.state.lease_seen if lease_live(self.state, n, at, self.lease_expiry)
-        )
+        self.frozen_live = self._live_at(at)
         metrics.API_CONTACT.set(0)
         log.warning("API server unreachable: node liveness frozen")
 
@@ -483,10 +483,8 @@ def _steady_lock(name: str, namespace: str, identity: str) -> Any:
 
     class SteadyLeaseLock(LeaseLock):
         def get(self, name: str, namespace: str) -> tuple[bool, Any]:
-            try:
+            try:  # the parent catches ApiException itself
                 return super().get(name, namespace)  # type: ignore[no-any-return]
-            except ApiException:
-                raise
             except Exception as e:
                 return False, ApiException(status=0, reason=f"{type(e).__name__}: {e}")
 
