@@ -48,8 +48,14 @@ config.load_kube_config(sys.argv[1])
 NAMESPACE = sys.argv[2]
 core, custom = client.CoreV1Api(), client.CustomObjectsApi()
 
+lock = threading.Lock()
+
 def say(**fields):
-    print(json.dumps({"t": time.time(), **fields}), flush=True)
+    # One write per line under a lock: print() from two threads can interleave a
+    # line's text and its newline.
+    with lock:
+        sys.stdout.write(json.dumps({"t": time.time(), **fields}) + "\\n")
+        sys.stdout.flush()
 
 def forever(follow):
     while True:  # a watch the API server ends (or refuses to resume) starts over
