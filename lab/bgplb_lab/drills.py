@@ -284,13 +284,73 @@ def stall_summary(entries: list[dict[str, Any]]) -> dict[str, Any]:
     return {"count": len(entries), "longest": worst}
 
 
-def lb_node_failure(lab: Lab) -> Result:
+@contextlib.contextmanager
+def no_backend_on(lab: Lab, node: str) -> Iterator[None]:
+    """The demo Pods kept off `node` (a required node affinity), then spread back.
+
+    With a demo Pod on a node that dies, every node's kube-proxy keeps sending a
+    share of new connections to it until the node controller takes it out of the
+    endpoints (~20 s here), whatever the load balancer does: a failover drill that
+    is to time the fabric keeps the Pods elsewhere."""
+
+    def affinity(terms: Any) -> None:
+        patch = {"spec": {"template": {"spec": {"affinity": terms}}}}
+        lab.kubectl(
+            "patch", "deployment", "demo", "-n", "default", "--type=merge",
+            "-p", json.dumps(patch),
+        )  # fmt: skip
+
+    def spread(avoided: bool | None) -> Callable[[], bool]:
+        """Rolled out: four ready demo Pods and no other; with (False) or without
+        (True) one on `node`, or either (None)."""
+
+        def done() -> bool:
+            pods = lab.get_json("pods", "-n", "default", "-l", "app=demo")["items"]
+            ready = [
+                p for p in pods
+                if p["metadata"].get("deletionTimestamp") is None
+                and any(c["type"] == "Ready" and c["status"] == "True"
+                        for c in p["status"].get("conditions", []))
+            ]  # fmt: skip
+            on_node = any(p["spec"].get("nodeName") == node for p in ready)
+            return len(ready) == len(pods) == 4 and avoided in (None, not on_node)
+
+        return done
+
+    term = {"key": "kubernetes.io/hostname", "operator": "NotIn", "values": [node]}
+    affinity(
+        {
+            "nodeAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": {
+                    "nodeSelectorTerms": [{"matchExpressions": [term]}]
+                }
+            }
+        }
+    )
+    wait_for(f"the demo Pods off {node}", spread(avoided=True), timeout=120)
+    try:
+        yield
+    finally:
+        affinity(None)
+        try:  # spreading is the scheduler's preference, not a rule
+            wait_for(f"a demo Pod back on {node}", spread(avoided=False), timeout=60)
+        except TimeoutError:
+            wait_for("the demo Pods rolled out", spread(avoided=None), timeout=60)
+
+
+def lb_node_failure(lab: Lab, backends_elsewhere: bool = False) -> Result:
     """A load-balancing node that holds no floating IP dies: its next hop must leave
     the ToRs' ECMP routes; measure until every request is answered again. The
     floating-IP holders' agents (whose speakers advertise the next hops) should hold
-    it for dead by their mesh, ahead of its Lease."""
+    it for dead by their mesh, ahead of its Lease. `backends_elsewhere`: the demo
+    Pods kept off the victim (no_backend_on), so "traffic restored" times the fabric."""
     holders = sorted(set(lab.holders().values()))
     victim = sorted(LB_NODES - set(holders))[0]
+    with no_backend_on(lab, victim) if backends_elsewhere else contextlib.nullcontext():
+        return _lb_node_failure(lab, victim, holders)
+
+
+def _lb_node_failure(lab: Lab, victim: str, holders: list[str]) -> Result:
     ip = lab.node(victim).ip
     verdicts_before = {n: mesh_held_for_dead(lab.agent_log(n), victim) for n in holders}
     t0, withdrawn, endpoint_gone, result = _node_failure(
@@ -318,11 +378,16 @@ def lb_node_failure(lab: Lab) -> Result:
     )
 
 
-def floating_ip_node_failure(lab: Lab) -> Result:
+def floating_ip_node_failure(lab: Lab, backends_elsewhere: bool = False) -> Result:
     """The node holding a floating IP dies: the IP and its sessions move; with
-    sessions ≥ 2 the VIP route never leaves the ToRs."""
-    holders = lab.holders()
-    floating_ip, victim = sorted(holders.items())[0]
+    sessions ≥ 2 the VIP route never leaves the ToRs. `backends_elsewhere`: as for
+    lb_node_failure."""
+    floating_ip, victim = sorted(lab.holders().items())[0]
+    with no_backend_on(lab, victim) if backends_elsewhere else contextlib.nullcontext():
+        return _floating_ip_node_failure(lab, floating_ip, victim)
+
+
+def _floating_ip_node_failure(lab: Lab, floating_ip: str, victim: str) -> Result:
     victim_ip = lab.node(victim).ip
     bfd_drops = lab.frr.bfd_drops()
     samples: list[dict[str, set[str]]] = []

@@ -9,12 +9,11 @@ Each drill returns the same figures for both, so a run gives their ratio.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from bgplb_lab.drills import (
     TrafficLog,
     flap_details,
     flaps,
+    no_backend_on,
     session_marks,
     settle,
     traffic,
@@ -370,57 +370,8 @@ def lb_node_failure(lab: KubeletLab, vip: str) -> dict[str, Result]:
     balancer does: the same for both, and not what this compares.)"""
     holders = set(lab.holders().values())
     victim = sorted(LB_NODES - holders)[0]
-    with _no_backend_on(lab, victim):
+    with no_backend_on(lab, victim):
         return _lb_node_failure(lab, vip, victim)
-
-
-@contextlib.contextmanager
-def _no_backend_on(lab: KubeletLab, node: str) -> Iterator[None]:
-    """The demo Pods kept off `node` (a required node affinity), then spread back."""
-
-    def affinity(terms: Any) -> None:
-        patch = {"spec": {"template": {"spec": {"affinity": terms}}}}
-        lab.kubectl(
-            "patch", "deployment", "demo", "-n", "default", "--type=merge",
-            "-p", json.dumps(patch),
-        )  # fmt: skip
-
-    def spread(avoided: bool | None) -> Callable[[], bool]:
-        """Rolled out: four ready demo Pods and no other; with (False) or without
-        (True) one on `node`, or either (None)."""
-
-        def done() -> bool:
-            pods = lab.get_json("pods", "-n", "default", "-l", "app=demo")["items"]
-            ready = [
-                p for p in pods
-                if p["metadata"].get("deletionTimestamp") is None
-                and any(c["type"] == "Ready" and c["status"] == "True"
-                        for c in p["status"].get("conditions", []))
-            ]  # fmt: skip
-            on_node = any(p["spec"].get("nodeName") == node for p in ready)
-            return len(ready) == len(pods) == 4 and avoided in (None, not on_node)
-
-        return done
-
-    term = {"key": "kubernetes.io/hostname", "operator": "NotIn", "values": [node]}
-    affinity(
-        {
-            "nodeAffinity": {
-                "requiredDuringSchedulingIgnoredDuringExecution": {
-                    "nodeSelectorTerms": [{"matchExpressions": [term]}]
-                }
-            }
-        }
-    )
-    wait_for(f"the demo Pods off {node}", spread(avoided=True), timeout=120)
-    try:
-        yield
-    finally:
-        affinity(None)
-        try:  # spreading is the scheduler's preference, not a rule
-            wait_for(f"a demo Pod back on {node}", spread(avoided=False), timeout=60)
-        except TimeoutError:
-            wait_for("the demo Pods rolled out", spread(avoided=None), timeout=60)
 
 
 def _lb_node_failure(lab: KubeletLab, vip: str, victim: str) -> dict[str, Result]:
