@@ -17,9 +17,11 @@ class Passes:
     def __init__(self) -> None:
         self.count = 0
         self.ran = asyncio.Event()
+        self.changed_at: list[float | None] = []
 
-    async def run_once(self) -> int:
+    async def run_once(self, changed_at: float | None = None) -> int:
         self.count += 1
+        self.changed_at.append(changed_at)
         self.ran.set()
         return 0
 
@@ -150,3 +152,34 @@ def test_the_index_handlers_run_on_the_event_loops_thread() -> None:
     finally:
         main._PROCESS.pop("controller", None)
     assert set(seen) == {threading.get_ident()}
+
+
+def test_a_pass_is_timed_from_the_first_change_it_acts_on() -> None:
+    """Two index changes before a pass: it is timed from the first; the next pass,
+    with no change of its own (a Lease expiring), from none."""
+
+    async def scenario() -> tuple[list[float | None], float, float]:
+        c = Controller("kube-system", "me", debounce=0.0, quiet=0.0)
+        c.synced, c.synced_at = True, -1e9
+        c.leading.set()
+        passes = Passes()
+        c.reconciler = passes  # type: ignore[assignment]
+        before = asyncio.get_running_loop().time()
+        c.observe(c.state.services, "default/a", {"type": "ADDED", "object": {"x": 1}})
+        first = c.changed_at
+        assert first is not None
+        await asyncio.sleep(0.05)
+        c.observe(c.state.services, "default/b", {"type": "ADDED", "object": {"x": 2}})
+        task = asyncio.create_task(c.run())
+        try:
+            await asyncio.wait_for(passes.ran.wait(), 5)
+            passes.ran.clear()
+            c.trigger.set()  # a pass for something other than an index change
+            await asyncio.wait_for(passes.ran.wait(), 5)
+            return passes.changed_at, first, before
+        finally:
+            await _stop(task)
+
+    changed_at, first, before = asyncio.run(scenario())
+    assert changed_at == [first, None]
+    assert first >= before

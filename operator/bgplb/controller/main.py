@@ -84,18 +84,27 @@ class Controller:
     """When (monotonic) the last probe the API server answered began."""
     resyncing: dict[str, set[str]] = field(default_factory=dict)
     """Kind → keys its watch changed since the index's own LIST of it began."""
+    changed_at: float | None = None
+    """When (monotonic) the index first changed since the last pass began."""
 
     def __post_init__(self) -> None:
         self.state = ClusterState(self.namespace)
 
     # --- the index ----------------------------------------------------------------
 
+    def changed(self) -> None:
+        """The index changed: a pass is due. The first change a pass has not yet
+        planned is timed, so the pass can say how long it took to act on it."""
+        if self.changed_at is None:
+            self.changed_at = time.monotonic()
+        self.trigger.set()
+
     def observe(self, store: dict[str, Any], key: str, event: Mapping[str, Any]) -> None:
         if event.get("type") == "DELETED":
             store.pop(key, None)
         else:
             store[key] = dict(event["object"])
-        self.trigger.set()
+        self.changed()
 
     def observe_lease(self, event: Mapping[str, Any]) -> None:
         obj = event["object"]
@@ -117,7 +126,7 @@ class Controller:
         if old is None or old["metadata"].get("annotations") != obj["metadata"].get("annotations"):
             # Its addresses or the floating IPs it holds changed: placement reads both
             # (a move between live nodes waits on the old node's report).
-            self.trigger.set()
+            self.changed()
         self.state.leases[name] = dict(obj)
 
     def watched(self, kind: str, event: Mapping[str, Any]) -> None:
@@ -227,7 +236,7 @@ class Controller:
                 self.state.namespace_labels.pop(meta["name"], None)
             elif self.state.namespace_labels.get(meta["name"]) != labels:
                 self.state.namespace_labels[meta["name"]] = labels
-                self.trigger.set()
+                self.changed()
         elif kind == "endpointslices":
             service = _service_of(meta)
             key = f"{meta['namespace']}/{meta['name']}"
@@ -377,8 +386,9 @@ class Controller:
             self.trigger.clear()
             pending = False
             self._live = live
+            since, self.changed_at = self.changed_at, None
             try:
-                await self.reconciler.run_once()
+                await self.reconciler.run_once(since)
             except Exception:
                 log.exception("reconcile failed; retrying")
                 await asyncio.sleep(1)

@@ -158,12 +158,16 @@ class Reconciler:
     announced: dict[str, tuple[str, str]] = field(default_factory=dict)
     """Service → (reason, VIP) its last Event was about."""
     events: EventLimiter = field(default_factory=EventLimiter)
+    objects_written_at: float = 0.0
+    """When (monotonic) the last pass had written its route and session objects."""
 
     @property
     def namespace(self) -> str:
         return self.state.namespace
 
-    async def run_once(self) -> int:
+    async def run_once(self, changed_at: float | None = None) -> int:
+        """One pass. `changed_at`: when (monotonic) the first index change it acts on
+        came, to time the pass from it."""
         started = time.perf_counter()
         now = time.monotonic()
         self.events.forget_before(now)  # once a pass, not once an Event: it walks them all
@@ -209,6 +213,7 @@ class Reconciler:
         self.withdrawals = replace(budget, used=budget.used + bounded.withdrawn)
         desired = bounded.desired
         await self._note_pacing(bounded)
+        planned = time.monotonic()
         writes = await self._apply(desired, problems)
         if self.previous is not None:
             names = {n.ip: n.name for n in snapshot.nodes}
@@ -230,6 +235,7 @@ class Reconciler:
                     "writes": writes,
                     "vips": len(desired.vips),
                     "sessions": len(desired.sessions),
+                    **_timing(changed_at, now, planned, self.objects_written_at),
                 },
             )
         return writes
@@ -402,6 +408,7 @@ class Reconciler:
             # Routes before sessions: a new session then starts with every route known.
             writes += await self._write_objects("bgpadvertisedroutes", routes)
             writes += await self._write_objects("bgpsessions", sessions)
+        self.objects_written_at = time.monotonic()
 
         async def config_statuses() -> int:
             n = await self._gateway_status(desired)
@@ -645,3 +652,17 @@ class Reconciler:
             del self.announced[key]
         await self._concurrently(calls)
         return len(calls)
+
+
+def _timing(
+    changed_at: float | None, began: float, planned: float, written: float
+) -> dict[str, float | None]:
+    """A pass's figures, in seconds: from the first change it acts on to its route
+    and session objects written (what an agent waits for), and of that, the wait
+    for the pass to begin, the planning, and the objects' writes."""
+    return {
+        "since_change_s": None if changed_at is None else round(written - changed_at, 4),
+        "waited_s": None if changed_at is None else round(began - changed_at, 4),
+        "plan_s": round(planned - began, 4),
+        "objects_s": round(written - planned, 4),
+    }
