@@ -4,7 +4,9 @@ bench-versus times Service create → VIP in both ToRs' kernels as one figure; t
 splits it along bgplb's path, for `--services` Services created one at a time:
 
 - create returned → its BGPAdvertisedRoute seen by a watch (the controller's event,
-  debounce, plan and write);
+  debounce, plan and write), and the controller's own figures for the pass that
+  wrote it (its "reconciled" line): from its event to the objects written, and of
+  that the wait for the pass, the planning and the writes;
 - create returned → the Service's status seen by a watch (the controller's other
   write, after the routes);
 - create returned → each load-balancer node's agent logging "speaker updated", and
@@ -97,6 +99,25 @@ AGENT_FIELDS = {
     "speaker_s": "gobgpd calls",
 }
 """The agent's own figures on its "speaker updated" line → the step they name."""
+
+CONTROLLER_FIELDS = {
+    "since_change_s": "its event→objects written",
+    "waited_s": "waited for the pass",
+    "plan_s": "planning",
+    "objects_s": "objects' writes",
+}
+"""The controller's own figures on its "reconciled" line → the step they name."""
+
+
+def _passes(lab: KubeletLab) -> list[tuple[float, dict[str, float]]]:
+    """When the leading controller logged "reconciled", with its own figures."""
+    out = []
+    for record in drills.logged(lab.controller_log(), "reconciled"):
+        figures = {
+            k: math.nan if record.get(k) is None else float(record[k]) for k in CONTROLLER_FIELDS
+        }
+        out.append((_seconds(record["ts"]), figures))
+    return sorted(out, key=lambda p: p[0])
 
 
 def _speaker_updates(lab: KubeletLab, node: str) -> list[tuple[float, dict[str, float]]]:
@@ -193,6 +214,7 @@ def _timed(lab: KubeletLab, count: int, who: str, watcher: Watcher) -> list[dict
         creator.stdin.close()
         creator.wait(10)
     updates = {node: _speaker_updates(lab, node) for node in LB_NODES} if who == "bgplb" else {}
+    passes = _passes(lab) if who == "bgplb" else []
     out = []
     for m in marks:
         created = m["created"]
@@ -204,6 +226,11 @@ def _timed(lab: KubeletLab, count: int, who: str, watcher: Watcher) -> list[dict
         steps = {"create call": created - m["sent"]}
         if who == "bgplb":
             steps["route object"] = (route - created) if route else math.nan
+            # The pass that wrote it: the first to log after the create returned.
+            wrote = next((p for p in passes if p[0] >= created - 0.01), None)
+            if wrote is not None:
+                for key, step in CONTROLLER_FIELDS.items():
+                    steps[f"  {step}"] = wrote[1][key]
         steps["service status"] = (status - created) if status else math.nan
         for node, times in updates.items():
             after = [u for u in times if route is not None and u[0] >= route - 0.01]

@@ -415,6 +415,17 @@ class KubeletLab(Lab):
         logs = sorted(pods.glob(f"{NAMESPACE}_bgplb-agent-*/agent/*.log"))
         return "".join(log.read_text(errors="replace") for log in logs)
 
+    def controller_log(self) -> str:
+        """Every controller container's log, from every node's disk."""
+        logs = sorted(
+            log
+            for node in NODES
+            for log in (self.kube_node(node.name).dir / "root" / "var" / "log" / "pods").glob(
+                f"{NAMESPACE}_bgplb-controller-*/controller/*.log"
+            )
+        )
+        return "".join(log.read_text(errors="replace") for log in logs)
+
     # --- what the fabric sees ----------------------------------------------------
 
     def bgplb_pods(self) -> list[dict[str, Any]]:
