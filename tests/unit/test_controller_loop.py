@@ -26,29 +26,45 @@ class Passes:
         return 0
 
 
-def test_a_lone_event_is_planned_at_once_and_a_burst_waits_for_the_debounce() -> None:
-    async def scenario() -> tuple[int, int]:
-        c = Controller("kube-system", "me", debounce=30.0, quiet=60.0)
+def _added(c: Controller, name: str) -> None:
+    c.observe(c.state.services, f"default/{name}", {"type": "ADDED", "object": {"n": name}})
+
+
+def test_a_lone_change_is_planned_at_once_and_a_burst_waits_for_the_debounce() -> None:
+    async def scenario() -> tuple[int, int, int]:
+        c = Controller("kube-system", "me", debounce=30.0, burst_gap=0.2)
         c.synced, c.synced_at = True, -1e9
         c.leading.set()
         passes = Passes()
         c.reconciler = passes  # type: ignore[assignment]
         task = asyncio.create_task(c.run())
         try:
-            c.trigger.set()
+            _added(c, "a")
             # With the debounce in front of every pass, this would take 30 s.
             await asyncio.wait_for(passes.ran.wait(), 5)
             first = passes.count
-            # An event right after that pass: a burst under way, gathered for 30 s.
-            c.trigger.set()
+            # A change 0.3 s after the last, just after a pass (a create after the
+            # passes its predecessor's statuses caused): on its own, planned at once.
+            await asyncio.sleep(0.3)
+            passes.ran.clear()
+            _added(c, "b")
+            await asyncio.wait_for(passes.ran.wait(), 5)
+            second = passes.count
+            # A burst: its first change is planned at once (nothing says a burst has
+            # begun), the changes hard on its heels are gathered, here for 30 s.
+            await asyncio.sleep(0.3)
+            passes.ran.clear()
+            _added(c, "c")
+            await asyncio.wait_for(passes.ran.wait(), 5)
+            _added(c, "d")
             await asyncio.sleep(0.5)
-            return first, passes.count
+            return first, second, passes.count
         finally:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    assert asyncio.run(scenario()) == (1, 1)
+    assert asyncio.run(scenario()) == (1, 2, 3)
 
 
 class Looks:
@@ -159,7 +175,7 @@ def test_a_pass_is_timed_from_the_first_change_it_acts_on() -> None:
     with no change of its own (a Lease expiring), from none."""
 
     async def scenario() -> tuple[list[float | None], float, float]:
-        c = Controller("kube-system", "me", debounce=0.0, quiet=0.0)
+        c = Controller("kube-system", "me", debounce=0.0)
         c.synced, c.synced_at = True, -1e9
         c.leading.set()
         passes = Passes()

@@ -61,14 +61,19 @@ class Controller:
     identity: str
     lease_expiry: float = 3.0
     debounce: float = 0.02
-    """Seconds to gather a burst of events into one pass, once a burst is under way
-    (a pass ended less than `quiet` ago). The first event after a quiet spell — a
-    lone Service create — is planned at once: waiting for company it would not get
-    was 20 of the ~55 ms from its event to its route object, measured inside the
-    controller in the lab (docs/BENCHMARKS.md, bench-create-path)."""
-    quiet: float = 0.5
-    last_pass: float = -1e9
-    """When (monotonic) the last pass ended."""
+    """Seconds to gather a burst of changes into one pass, once a burst is under way:
+    the first change a pass acts on came less than `burst_gap` after the change
+    before it. A change on its own — a lone Service create — is planned at once:
+    waiting for company it would not get was 20 of the ~90 ms from its event to its
+    route object (docs/BENCHMARKS.md, bench-create-path)."""
+    burst_gap: float = 0.05
+    """Changes closer together than this are a burst. (Counted from the last pass
+    instead, a create came within 0.5 s of the passes its predecessor's statuses
+    caused, and waited 20 ms for nothing — bench-create-path run E.)"""
+    last_change: float = -1e9
+    """When (monotonic) the index last changed."""
+    bursting: bool = False
+    """The first change not yet planned came hard on the heels of another."""
     state: ClusterState = field(init=False)
     trigger: asyncio.Event = field(default_factory=asyncio.Event)
     leading: threading.Event = field(default_factory=threading.Event)
@@ -95,8 +100,11 @@ class Controller:
     def changed(self) -> None:
         """The index changed: a pass is due. The first change a pass has not yet
         planned is timed, so the pass can say how long it took to act on it."""
+        now = time.monotonic()
         if self.changed_at is None:
-            self.changed_at = time.monotonic()
+            self.changed_at = now
+            self.bursting = now - self.last_change < self.burst_gap
+        self.last_change = now
         self.trigger.set()
 
     def observe(self, store: dict[str, Any], key: str, event: Mapping[str, Any]) -> None:
@@ -381,19 +389,18 @@ class Controller:
             )
             if not pending and live == self._live and not orphans and not due:
                 continue
-            if time.monotonic() - self.last_pass < self.quiet:
+            if self.bursting:
                 await asyncio.sleep(self.debounce)
             self.trigger.clear()
             pending = False
             self._live = live
-            since, self.changed_at = self.changed_at, None
+            since, self.changed_at, self.bursting = self.changed_at, None, False
             try:
                 await self.reconciler.run_once(since)
             except Exception:
                 log.exception("reconcile failed; retrying")
                 await asyncio.sleep(1)
                 self.trigger.set()
-            self.last_pass = time.monotonic()
 
 
 def _key(kind: str, meta: Mapping[str, Any]) -> str:
