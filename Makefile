@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 STUBS := operator/bgplb/agent/speaker/stubs/gobgp_pb2.py
 GOBGP_PROTO := /usr/share/gocode/src/github.com/osrg/gobgp/api/gobgp.proto
 
-.PHONY: test deps venv lint types unit crds bench-plan bench-speaker bench-controller bench-lab bench-lab-up bench-soak bench-failover bench-versus bench-create-path bench-pass bench-agent-change lab lab-status lab-down clean
+.PHONY: test deps venv lint types unit crds bench-plan bench-speaker bench-controller bench-lab bench-lab-up bench-soak bench-failover bench-versus bench-create-path bench-pass bench-agent-change bench-idle lab lab-status lab-down clean
 
 test: lint types unit
 
@@ -88,6 +88,9 @@ bench-agent-change: venv
 
 bench-lab-up: venv
 	$(PY) bench/bench_lab_up.py
+
+bench-idle: venv
+	$(PY) bench/bench_idle.py
 
 # The lab: a whole cluster in network namespaces (see README). Needs root.
 lab: venv
