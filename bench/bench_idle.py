@@ -13,42 +13,29 @@ from __future__ import annotations
 
 import argparse
 import collections
-import os
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from bgplb_lab import drills
+from bgplb_lab import cpu, drills
 from bgplb_lab.kubelets import KubeletLab
 
-TICKS = os.sysconf("SC_CLK_TCK")
 
-
-def _group(pid: Path, name: str) -> str:
+def _group(pid: int, name: str) -> str:
     if name != "bgplb":
         return name
     try:
-        argv = (pid / "cmdline").read_bytes().split(b"\0")
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return name
     return f"bgplb {argv[2].decode()}" if len(argv) > 2 else name
 
 
-def cpu_by_process() -> dict[str, tuple[str, float]]:
+def cpu_by_process() -> dict[int, tuple[str, float]]:
     """pid → (group, CPU seconds so far)."""
-    out = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:  # gone meanwhile
-            continue
-        name = text[text.index("(") + 1 : text.rindex(")")]
-        fields = text[text.rindex(")") + 2 :].split()
-        seconds = (int(fields[11]) + int(fields[12])) / TICKS
-        out[stat.parent.name] = (_group(stat.parent, name), seconds)
-    return out
+    return {pid: (_group(pid, name), sec) for pid, (name, sec) in cpu.processes().items()}
 
 
 def sample(seconds: float) -> dict[str, float]:
@@ -57,9 +44,9 @@ def sample(seconds: float) -> dict[str, float]:
     time.sleep(seconds)
     after, elapsed = cpu_by_process(), time.monotonic() - started
     shares: dict[str, float] = collections.defaultdict(float)
-    for pid, (group, cpu) in after.items():
+    for pid, (group, used) in after.items():
         if pid in before:
-            shares[group] += (cpu - before[pid][1]) / elapsed
+            shares[group] += (used - before[pid][1]) / elapsed
     return dict(shares)
 
 

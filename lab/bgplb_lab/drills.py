@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -19,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bgplb_lab import cpu
 from bgplb_lab.daemons import FRR, stop_processes, wait_for
 from bgplb_lab.kubelets import BACKEND_PORT
 from bgplb_lab.manifests import NAMESPACE, peer, service
@@ -994,16 +994,11 @@ def lossy_link(lab: Lab, node: str, probability: float) -> Iterator[None]:
 
 def agent_cpu_seconds() -> dict[int, float]:
     """CPU seconds (user + system) of every running `bgplb-agent` process, by PID."""
-    tick = os.sysconf("SC_CLK_TCK")
     out = {}
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        with contextlib.suppress(OSError):
-            if b"bgplb-agent" not in (proc / "cmdline").read_bytes():
-                continue
-            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
-            out[int(proc.name)] = (int(fields[11]) + int(fields[12])) / tick
+    for pid, (_, seconds) in cpu.processes().items():
+        with contextlib.suppress(OSError):  # gone meanwhile
+            if b"bgplb-agent" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                out[pid] = seconds
     return out
 
 

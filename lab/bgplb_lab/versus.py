@@ -10,15 +10,13 @@ Each drill returns the same figures for both, so a run gives their ratio.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import time
 from collections.abc import Callable
 from functools import partial
-from pathlib import Path
 from typing import Any
 
-from bgplb_lab import metallb
+from bgplb_lab import cpu, metallb
 from bgplb_lab.daemons import wait_for
 from bgplb_lab.drills import (
     LB_NODES,
@@ -227,18 +225,11 @@ reports: what each system's components spent on the burst, and the API server.""
 
 def cpu_seconds() -> dict[str, float]:
     """CPU seconds (user + system) so far of the processes in CPU_OF, by group."""
-    ticks = os.sysconf("SC_CLK_TCK")
     out = dict.fromkeys(CPU_OF, 0.0)
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:  # gone meanwhile
-            continue
-        name = text[text.index("(") + 1 : text.rindex(")")]
-        fields = text[text.rindex(")") + 2 :].split()
+    for name, seconds in cpu.processes().values():
         for group, names in CPU_OF.items():
             if name in names:
-                out[group] += (int(fields[11]) + int(fields[12])) / ticks
+                out[group] += seconds
     return out
 
 
