@@ -109,25 +109,16 @@ CONTROLLER_FIELDS = {
 """The controller's own figures on its "reconciled" line → the step they name."""
 
 
-def _passes(lab: KubeletLab) -> list[tuple[float, dict[str, float]]]:
-    """When the leading controller logged "reconciled", with its own figures."""
+def _figures(
+    log: str, message: str, fields: dict[str, str]
+) -> list[tuple[float, dict[str, float]]]:
+    """When `message` was logged, with the process's own figures on each line (NaN
+    where a line does not give one), in time order."""
     out = []
-    for record in drills.logged(lab.controller_log(), "reconciled"):
-        figures = {
-            k: math.nan if record.get(k) is None else float(record[k]) for k in CONTROLLER_FIELDS
-        }
+    for record in drills.logged(log, message):
+        figures = {k: math.nan if record.get(k) is None else float(record[k]) for k in fields}
         out.append((_seconds(record["ts"]), figures))
     return sorted(out, key=lambda p: p[0])
-
-
-def _speaker_updates(lab: KubeletLab, node: str) -> list[tuple[float, dict[str, float]]]:
-    """When the agent logged "speaker updated", with its own figures for the change
-    (NaN from an agent that does not give one)."""
-    out = []
-    for record in drills.logged(lab.agent_log(node), "speaker updated"):
-        figures = {k: math.nan if record.get(k) is None else float(record[k]) for k in AGENT_FIELDS}
-        out.append((_seconds(record["ts"]), figures))
-    return out
 
 
 class Watcher:
@@ -213,8 +204,13 @@ def _timed(lab: KubeletLab, count: int, who: str, watcher: Watcher) -> list[dict
     finally:
         creator.stdin.close()
         creator.wait(10)
-    updates = {node: _speaker_updates(lab, node) for node in LB_NODES} if who == "bgplb" else {}
-    passes = _passes(lab) if who == "bgplb" else []
+    updates, passes = {}, []
+    if who == "bgplb":
+        updates = {
+            node: _figures(lab.agent_log(node), "speaker updated", AGENT_FIELDS)
+            for node in LB_NODES
+        }
+        passes = _figures(lab.controller_log(), "reconciled", CONTROLLER_FIELDS)
     out = []
     for m in marks:
         created = m["created"]

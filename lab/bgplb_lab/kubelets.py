@@ -25,7 +25,7 @@ import json
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from ipaddress import IPv4Network
 from pathlib import Path
@@ -409,22 +409,25 @@ class KubeletLab(Lab):
             every=0.5,
         )
 
-    def agent_log(self, node: str) -> str:
-        """The node's agent containers' logs, from the node's disk (no API needed)."""
-        pods = self.kube_node(node).dir / "root" / "var" / "log" / "pods"
-        logs = sorted(pods.glob(f"{NAMESPACE}_bgplb-agent-*/agent/*.log"))
-        return "".join(log.read_text(errors="replace") for log in logs)
-
-    def controller_log(self) -> str:
-        """Every controller container's log, from every node's disk."""
+    def _container_logs(self, nodes: Iterable[str], component: str) -> str:
+        """The logs of bgplb's `component` containers on `nodes`, from the nodes'
+        disks (no API needed)."""
         logs = sorted(
             log
-            for node in NODES
-            for log in (self.kube_node(node.name).dir / "root" / "var" / "log" / "pods").glob(
-                f"{NAMESPACE}_bgplb-controller-*/controller/*.log"
+            for node in nodes
+            for log in (self.kube_node(node).dir / "root" / "var" / "log" / "pods").glob(
+                f"{NAMESPACE}_bgplb-{component}-*/{component}/*.log"
             )
         )
         return "".join(log.read_text(errors="replace") for log in logs)
+
+    def agent_log(self, node: str) -> str:
+        """The node's agent containers' logs."""
+        return self._container_logs([node], "agent")
+
+    def controller_log(self) -> str:
+        """Every controller container's log, wherever it ran."""
+        return self._container_logs((n.name for n in NODES), "controller")
 
     # --- what the fabric sees ----------------------------------------------------
 

@@ -207,7 +207,7 @@ class ReadyzProbe:
 async def _follow_readyz(
     speaker: GoBGPSpeaker, with_vip: SpeakerConfig, without: SpeakerConfig, probe: ReadyzProbe
 ) -> None:
-    """Advertise the VIP while `url` answers 200, withdraw it while it does not. Two
+    """Advertise the VIP while the probe answers 200, withdraw it while it does not. Two
     probes in a row decide a change, so one slow answer does not flap the route."""
     ready: bool | None = None
     streak = 0
