@@ -7,6 +7,7 @@ multipath (ECMP) routes into their namespace's kernel.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pwd
@@ -14,8 +15,9 @@ import re
 import shutil
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from ipaddress import IPv4Network
 from pathlib import Path
 from typing import Any, TypeVar
@@ -55,6 +57,45 @@ def kernel_next_hops(host: Host, prefix: str) -> set[str]:
             hops.add(route["gateway"])
         hops.update(hop["gateway"] for hop in route.get("nexthops", []))
     return hops
+
+
+@dataclass(frozen=True)
+class RouteChange:
+    """A ToR's kernel changed a route's next hops (none: the route is gone)."""
+
+    at: float
+    """Wall-clock seconds, as `ip -ts monitor` stamped it: the client's clock too."""
+    next_hops: frozenset[str]
+
+
+def route_changes(events: str, prefix: str, before: set[str]) -> list[RouteChange]:
+    """The changes of `prefix`'s next hops in `ip -ts -o monitor route` output, starting
+    from `before`: a route replaced with the same next hops (FRR's new nexthop group,
+    a path withdrawn that was not in the group) is no change to the traffic."""
+    changes: list[RouteChange] = []
+    hops = frozenset(before)
+    for line in events.splitlines():
+        m = re.match(r"\[(\S+)\] (Deleted )?(\S+) ", line)
+        if not m or m[3] != prefix:
+            continue
+        now = frozenset() if m[2] else frozenset(re.findall(r"\bvia (\S+)", line))
+        if now != hops:
+            changes.append(RouteChange(datetime.fromisoformat(m[1]).timestamp(), now))
+            hops = now
+    return changes
+
+
+@contextlib.contextmanager
+def watch_route(host: Host, prefix: str, log: Path) -> Iterator[Callable[[], list[RouteChange]]]:
+    """Every change of `prefix`'s next hops in `host`'s kernel while the block runs, to
+    the microsecond (a poll every 100 ms cannot tell which requests were in flight)."""
+    before = kernel_next_hops(host, prefix)
+    proc = host.popen(["ip", "-ts", "-o", "monitor", "route"], log)
+    time.sleep(0.2)  # subscribed before the block changes anything
+    try:
+        yield lambda: route_changes(log.read_text(), prefix, before)
+    finally:
+        stop_processes(proc)
 
 
 @dataclass(frozen=True, order=True)

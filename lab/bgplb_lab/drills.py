@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bgplb_lab import cpu
-from bgplb_lab.daemons import FRR, stop_processes, wait_for
+from bgplb_lab.daemons import FRR, stop_processes, wait_for, watch_route
 from bgplb_lab.kubelets import BACKEND_PORT
 from bgplb_lab.manifests import NAMESPACE, peer, service
 from bgplb_lab.topology import (
@@ -59,7 +59,14 @@ class TrafficLog:
         """The first failed requests, as seconds after t0 and what the client saw: a
         failed drill says when and how."""
         bad = [r for r in self.requests if not r["ok"]][:limit]
-        return [f"{r['t'] - t0:+.2f}s {str(r.get('answer', ''))[:80]}" for r in bad]
+        return [
+            f"{r['t'] - t0:+.2f}s {str(r.get('answer', ''))[:80]} after {r.get('dt', '?')}s"
+            for r in bad
+        ]
+
+    def in_flight(self, moment: float) -> list[dict[str, Any]]:
+        """The requests started before `moment` and not ended by it."""
+        return [r for r in self.requests if r["t"] < moment < r["t"] + float(r["dt"])]
 
     def restored_after(self, t0: float) -> float:
         """Seconds from t0 to the first answered request after the last failed one
@@ -495,7 +502,10 @@ def drain(lab: Lab, victim: str = "n3", seconds: int = 15) -> Result:
     6): its path stays on both ToRs marked GRACEFUL_SHUTDOWN (worst MED), which takes
     it out of their ECMP groups at once; after `seconds` it is withdrawn. Its Pods are
     evicted meanwhile (the demo backend answers for a grace period after SIGTERM, as a
-    well-behaved one does). Uncordoned, it comes back. Nothing fails, nothing flaps."""
+    well-behaved one does). Uncordoned, it comes back. Nothing flaps, the client's ToR
+    changes its ECMP group once, and no request fails but one in flight at that change
+    (stamped by the ToR's kernel: `watch_route`), which stateless ECMP moves to a node
+    that does not know its connection."""
     ip = str(lab.node(victim).ip)
     lb = lab.get_json("bgploadbalancer", "default", "-n", NAMESPACE)
     was = lb["spec"].get("drainSeconds")
@@ -512,8 +522,14 @@ def drain(lab: Lab, victim: str = "n3", seconds: int = 15) -> Result:
         )
 
     set_drain(seconds)
+    # The client routes through the FRR ToR: its kernel's ECMP group is what moves flows.
+    route_log = lab.workdir / f"routes-{time.monotonic_ns()}.log"
     try:
-        with traffic(lab) as log, ThreadPoolExecutor(1) as pool:
+        with (
+            watch_route(lab.frr.host, DEMO_VIP, route_log) as ecmp,
+            traffic(lab) as log,
+            ThreadPoolExecutor(1) as pool,
+        ):
             time.sleep(2)
             t0 = time.time()
             # kubectl drain cordons, then evicts at once: bgplb marks the path while
@@ -543,6 +559,7 @@ def drain(lab: Lab, victim: str = "n3", seconds: int = 15) -> Result:
             withdrawn_s = time.time() - t0
             time.sleep(2)
             result = log()
+            changes = ecmp()
     finally:
         lab.kubectl("uncordon", victim)
         set_drain(was)
@@ -564,8 +581,15 @@ def drain(lab: Lab, victim: str = "n3", seconds: int = 15) -> Result:
             "pods_evicted_s": round(evicted_s, 2),
             "path_held_while_out_of_ecmp": still_held,
             "withdrawn_s": round(withdrawn_s, 2),
+            "ecmp_changes": [f"{c.at - t0:+.3f}s {','.join(sorted(c.next_hops))}" for c in changes],
             "requests": len(result.requests),
             "failed_requests": result.failed,
+            # A stateless ECMP change moves a connection open through n3 to another
+            # node, whose kube-proxy does not know it: such a request can fail, with
+            # any load balancer. Every other request must be answered.
+            "failed_in_flight_at_ecmp_change": len(
+                {id(r) for c in changes for r in result.in_flight(c.at) if not r["ok"]}
+            ),
             **({"failures": result.failures(t0)} if result.failed else {}),
             "draining_after_uncordon": back["spec"].get("drainingNextHops", []),
             "flaps": flaps(before, after),
