@@ -104,7 +104,9 @@ CONTROLLER_FIELDS = {
     "since_change_s": "its event→objects written",
     "waited_s": "waited for the pass",
     "plan_s": "planning",
-    "objects_s": "objects' writes",
+    "objects_s": "the objects",
+    "diff_s": "building and diffing them",
+    "writes_s": "their writes",
 }
 """The controller's own figures on its "reconciled" line → the step they name."""
 

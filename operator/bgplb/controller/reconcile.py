@@ -158,6 +158,8 @@ class Reconciler:
     announced: dict[str, tuple[str, str]] = field(default_factory=dict)
     """Service → (reason, VIP) its last Event was about."""
     events: EventLimiter = field(default_factory=EventLimiter)
+    objects_diffed_at: float = 0.0
+    """When (monotonic) the last pass knew which route and session objects to write."""
     objects_written_at: float = 0.0
     """When (monotonic) the last pass had written its route and session objects."""
 
@@ -235,7 +237,9 @@ class Reconciler:
                     "writes": writes,
                     "vips": len(desired.vips),
                     "sessions": len(desired.sessions),
-                    **_timing(changed_at, now, planned, self.objects_written_at),
+                    **_timing(
+                        changed_at, now, planned, self.objects_diffed_at, self.objects_written_at
+                    ),
                 },
             )
         return writes
@@ -405,9 +409,12 @@ class Reconciler:
             routes = diff_objects(
                 route_objects(desired, ns), self.state.routes, BGPAdvertisedRouteSpec
             )
+            self.objects_diffed_at = time.monotonic()
             # Routes before sessions: a new session then starts with every route known.
             writes += await self._write_objects("bgpadvertisedroutes", routes)
             writes += await self._write_objects("bgpsessions", sessions)
+        else:
+            self.objects_diffed_at = time.monotonic()
         self.objects_written_at = time.monotonic()
 
         async def config_statuses() -> int:
@@ -655,14 +662,17 @@ class Reconciler:
 
 
 def _timing(
-    changed_at: float | None, began: float, planned: float, written: float
+    changed_at: float | None, began: float, planned: float, diffed: float, written: float
 ) -> dict[str, float | None]:
     """A pass's figures, in seconds: from the first change it acts on to its route
     and session objects written (what an agent waits for), and of that, the wait
-    for the pass to begin, the planning, and the objects' writes."""
+    for the pass to begin, the planning, and the objects: building and diffing them
+    against what the cluster holds, then their writes."""
     return {
         "since_change_s": None if changed_at is None else round(written - changed_at, 4),
         "waited_s": None if changed_at is None else round(began - changed_at, 4),
         "plan_s": round(planned - began, 4),
         "objects_s": round(written - planned, 4),
+        "diff_s": round(diffed - planned, 4),
+        "writes_s": round(written - diffed, 4),
     }
