@@ -13,12 +13,12 @@ splits it along bgplb's path, for `--services` Services created one at a time:
   the agent's own figures: from its watch seeing the change to gobgpd holding it,
   and of that the wait for its reconcile, reading its inputs and gobgpd's calls;
 - create returned → the VIP in each ToR's kernel (the UPDATE, the ToR's best path,
-  its FIB).
+  its FIB), as the kernel's routing events stamped it (`ip -ts monitor route`).
 
-The watches run where the API server is (its namespace), the ToRs are polled every
-5 ms without any API call, and the agents' lines come from the nodes' disks: every
-time is on the machine's one clock. Prints each Service's steps, then p50 / p90 /
-max per step. Run with `make bench-create-path`.
+The watches run where the API server is (its namespace), the ToRs' kernels report
+their own changes (no polling, no API call), and the agents' lines come from the
+nodes' disks: every time is on the machine's one clock. Prints each Service's
+steps, then p50 / p90 / max per step. Run with `make bench-create-path`.
 """
 
 from __future__ import annotations
@@ -33,10 +33,12 @@ import sys
 import tempfile
 import threading
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from bgplb_lab import drills, metallb, versus
+from bgplb_lab.daemons import wait_for
 from bgplb_lab.drills import LB_NODES
 from bgplb_lab.kubelets import BACKEND_PORT, KubeletLab
 from bgplb_lab.manifests import NAMESPACE
@@ -155,25 +157,6 @@ class Watcher:
         self.proc.wait(10)
 
 
-def _on_tors(lab: KubeletLab, before: dict[str, set[str]]) -> tuple[str, dict[str, float]]:
-    """The new /32 and when each ToR's kernel first had it."""
-    seen: dict[str, float] = {}
-    deadline = time.time() + 60
-    new: set[str] = set()
-    while time.time() < deadline and len(seen) < 2:
-        now = versus._host_routes(lab)
-        for tor in now:
-            added = now[tor] - before[tor]
-            if added and tor not in seen:
-                seen[tor] = time.time()
-                new |= added
-        time.sleep(0.005)
-    if len(seen) < 2:
-        raise TimeoutError(f"no new route on both ToRs in 60 s: {seen}")
-    assert len(new) == 1, new
-    return new.pop(), seen
-
-
 def run(lab: KubeletLab, count: int, who: str) -> list[dict[str, float]]:
     """`count` Services of `who` (bgplb or metallb), each split into its steps."""
     watcher = Watcher(lab)
@@ -191,18 +174,24 @@ def _timed(lab: KubeletLab, count: int, who: str, watcher: Watcher) -> list[dict
     assert creator.stdout is not None
     marks = []
     try:
-        for i in range(count):
-            svc = metallb.service(f"path-{who}-{i}", {"app": "demo"}, 80, BACKEND_PORT)
-            if who == "bgplb":
-                del svc["spec"]["loadBalancerClass"]
-            before = versus._host_routes(lab)
-            sent = time.time()
-            creator.stdin.write(json.dumps(svc) + "\n")
-            creator.stdin.flush()
-            created = json.loads(creator.stdout.readline())["t"]
-            vip, tors = _on_tors(lab, before)
-            time.sleep(0.3)  # the Service's status and the log lines trail the ToRs
-            marks.append({"sent": sent, "created": created, "vip": vip, "tors": tors})
+        with versus.tor_events(lab) as events:
+            for i in range(count):
+                svc = metallb.service(f"path-{who}-{i}", {"app": "demo"}, 80, BACKEND_PORT)
+                if who == "bgplb":
+                    del svc["spec"]["loadBalancerClass"]
+                before = versus._host_routes(lab)
+                sent = time.time()
+                creator.stdin.write(json.dumps(svc) + "\n")
+                creator.stdin.flush()
+                created = json.loads(creator.stdout.readline())["t"]
+                vip, tors = wait_for(
+                    f"{svc['metadata']['name']}: a new route on both ToRs",
+                    partial(versus.new_on_both, events, sent, before),
+                    timeout=60,
+                    every=0.01,
+                )
+                time.sleep(0.3)  # the Service's status and the log lines trail the ToRs
+                marks.append({"sent": sent, "created": created, "vip": vip, "tors": tors})
     finally:
         creator.stdin.close()
         creator.wait(10)

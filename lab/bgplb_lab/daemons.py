@@ -68,6 +68,10 @@ class RouteChange:
     next_hops: frozenset[str]
 
 
+_EVENT = re.compile(r"\[(\S+)\] (Deleted )?(\S+) ")
+"""A line of `ip -ts -o monitor route`: its stamp, whether a deletion, the prefix."""
+
+
 def route_changes(events: str, prefix: str, before: set[str]) -> list[RouteChange]:
     """The changes of `prefix`'s next hops in `ip -ts -o monitor route` output, starting
     from `before`: a route replaced with the same next hops (FRR's new nexthop group,
@@ -75,7 +79,7 @@ def route_changes(events: str, prefix: str, before: set[str]) -> list[RouteChang
     changes: list[RouteChange] = []
     hops = frozenset(before)
     for line in events.splitlines():
-        m = re.match(r"\[(\S+)\] (Deleted )?(\S+) ", line)
+        m = _EVENT.match(line)
         if not m or m[3] != prefix:
             continue
         now = frozenset() if m[2] else frozenset(re.findall(r"\bvia (\S+)", line))
@@ -85,15 +89,30 @@ def route_changes(events: str, prefix: str, before: set[str]) -> list[RouteChang
     return changes
 
 
+def routes_added(events: str, since: float, before: set[str]) -> dict[str, float]:
+    """Host routes (a Service's VIP) added at or after `since` that were not in
+    `before`, with when each was first added."""
+    first: dict[str, float] = {}
+    for line in events.splitlines():
+        m = _EVENT.match(line)
+        if not m or m[2] or "/" in m[3] or m[3] in before or m[3] in first:
+            continue
+        at = datetime.fromisoformat(m[1]).timestamp()
+        if at >= since and re.match(r"[0-9.]+$", m[3]):
+            first[m[3]] = at
+    return first
+
+
 @contextlib.contextmanager
-def watch_route(host: Host, prefix: str, log: Path) -> Iterator[Callable[[], list[RouteChange]]]:
-    """Every change of `prefix`'s next hops in `host`'s kernel while the block runs, to
-    the microsecond (a poll every 100 ms cannot tell which requests were in flight)."""
-    before = kernel_next_hops(host, prefix)
+def watch_routes(host: Host, log: Path) -> Iterator[Callable[[], str]]:
+    """`host`'s kernel routing events while the block runs (`ip -ts -o monitor
+    route`), each stamped to the microsecond as it happened, on the machine's clock.
+    Polling `ip route` instead times to its own period and costs a process per look,
+    CPU taken from what is being timed on a 2-core machine."""
     proc = host.popen(["ip", "-ts", "-o", "monitor", "route"], log)
     time.sleep(0.2)  # subscribed before the block changes anything
     try:
-        yield lambda: route_changes(log.read_text(), prefix, before)
+        yield log.read_text
     finally:
         stop_processes(proc)
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bgplb_lab import cpu
-from bgplb_lab.daemons import FRR, stop_processes, wait_for, watch_route
+from bgplb_lab.daemons import FRR, route_changes, stop_processes, wait_for, watch_routes
 from bgplb_lab.kubelets import BACKEND_PORT
 from bgplb_lab.manifests import NAMESPACE, peer, service
 from bgplb_lab.topology import (
@@ -504,7 +504,7 @@ def drain(lab: Lab, victim: str = "n3", seconds: int = 15) -> Result:
     evicted meanwhile (the demo backend answers for a grace period after SIGTERM, as a
     well-behaved one does). Uncordoned, it comes back. Nothing flaps, the client's ToR
     changes its ECMP group once, and no request fails but one in flight at that change
-    (stamped by the ToR's kernel: `watch_route`), which stateless ECMP moves to a node
+    (stamped by the ToR's kernel: `watch_routes`), which stateless ECMP moves to a node
     that does not know its connection."""
     ip = str(lab.node(victim).ip)
     lb = lab.get_json("bgploadbalancer", "default", "-n", NAMESPACE)
@@ -526,10 +526,11 @@ def drain(lab: Lab, victim: str = "n3", seconds: int = 15) -> Result:
     route_log = lab.workdir / f"routes-{time.monotonic_ns()}.log"
     try:
         with (
-            watch_route(lab.frr.host, DEMO_VIP, route_log) as ecmp,
+            watch_routes(lab.frr.host, route_log) as frr_routes,
             traffic(lab) as log,
             ThreadPoolExecutor(1) as pool,
         ):
+            hops_before = lab.frr.kernel_next_hops(DEMO_VIP)
             time.sleep(2)
             t0 = time.time()
             # kubectl drain cordons, then evicts at once: bgplb marks the path while
@@ -559,7 +560,7 @@ def drain(lab: Lab, victim: str = "n3", seconds: int = 15) -> Result:
             withdrawn_s = time.time() - t0
             time.sleep(2)
             result = log()
-            changes = ecmp()
+            changes = route_changes(frr_routes(), DEMO_VIP, hops_before)
     finally:
         lab.kubectl("uncordon", victim)
         set_drain(was)

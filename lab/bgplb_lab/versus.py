@@ -9,15 +9,16 @@ Each drill returns the same figures for both, so a run gives their ratio.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any
 
 from bgplb_lab import cpu, metallb
-from bgplb_lab.daemons import wait_for
+from bgplb_lab.daemons import routes_added, wait_for, watch_routes
 from bgplb_lab.drills import (
     LB_NODES,
     QUIET,
@@ -104,6 +105,34 @@ def _host_routes(lab: KubeletLab) -> dict[str, set[str]]:
     return out
 
 
+ToREvents = dict[str, Callable[[], str]]
+"""ToR ("frr", "bird") → its kernel's routing events so far (`watch_routes`)."""
+
+
+@contextlib.contextmanager
+def tor_events(lab: KubeletLab) -> Iterator[ToREvents]:
+    """Both ToRs' kernel routing events while the block runs: when a route arrived,
+    as each kernel stamped it."""
+    with (
+        watch_routes(lab.frr.host, lab.workdir / f"frr-routes-{time.monotonic_ns()}.log") as frr,
+        watch_routes(lab.bird.host, lab.workdir / f"bird-routes-{time.monotonic_ns()}.log") as bird,
+    ):
+        yield {"frr": frr, "bird": bird}
+
+
+def new_on_both(
+    events: ToREvents, since: float, before: dict[str, set[str]]
+) -> tuple[str, dict[str, float]] | None:
+    """The first /32 added to both ToRs' kernels at or after `since` (not among
+    `before`), and when each had it; None while there is none."""
+    added = {tor: routes_added(read(), since, before[tor]) for tor, read in events.items()}
+    both = set.intersection(*(set(a) for a in added.values()))
+    if not both:
+        return None
+    vip = min(both, key=lambda v: max(a[v] for a in added.values()))
+    return vip, {tor: a[vip] for tor, a in added.items()}
+
+
 def _bgplb_pool(lab: KubeletLab) -> None:
     lb = lab.get("bgploadbalancer", "default")
     pools = lb["spec"]["addressPools"]
@@ -117,7 +146,8 @@ def _bgplb_pool(lab: KubeletLab) -> None:
 
 def _create_each(lab: KubeletLab, names: list[str], cls: str | None) -> list[float]:
     """Each Service timed from its create returning until a /32 that was not there
-    before is in both ToRs' kernels; afterwards, that it is the Service's VIP."""
+    before is in both ToRs' kernels (as they stamped it); afterwards, that it is the
+    Service's VIP."""
     creator = subprocess.Popen(
         lab.api_script(CREATOR), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
     )
@@ -125,26 +155,25 @@ def _create_each(lab: KubeletLab, names: list[str], cls: str | None) -> list[flo
     assert creator.stdout is not None
     latencies = []
     try:
-        for name in names:
-            svc = metallb.service(name, {"app": "demo"}, 80, BACKEND_PORT)
-            if cls is None:
-                del svc["spec"]["loadBalancerClass"]
-            before = _host_routes(lab)
-            creator.stdin.write(json.dumps(svc) + "\n")
-            creator.stdin.flush()
-            created = json.loads(creator.stdout.readline())["t"]
-            deadline = time.time() + 60
-            while time.time() < deadline:
-                now = _host_routes(lab)
-                new = (now["frr"] - before["frr"]) & (now["bird"] - before["bird"])
-                if new:
-                    break
-                time.sleep(0.005)
-            else:
-                raise TimeoutError(f"{name}: no new route on both ToRs in 60 s")
-            latencies.append(time.time() - created)
-            wait_for(f"{name}'s status", partial(metallb.vip, lab, name), timeout=30)
-            assert new == {metallb.vip(lab, name)}, (name, new)
+        with tor_events(lab) as events:
+            for name in names:
+                svc = metallb.service(name, {"app": "demo"}, 80, BACKEND_PORT)
+                if cls is None:
+                    del svc["spec"]["loadBalancerClass"]
+                before = _host_routes(lab)
+                sent = time.time()
+                creator.stdin.write(json.dumps(svc) + "\n")
+                creator.stdin.flush()
+                created = json.loads(creator.stdout.readline())["t"]
+                vip, at = wait_for(
+                    f"{name}: a new route on both ToRs",
+                    partial(new_on_both, events, sent, before),
+                    timeout=60,
+                    every=0.01,
+                )
+                latencies.append(max(at.values()) - created)
+                wait_for(f"{name}'s status", partial(metallb.vip, lab, name), timeout=30)
+                assert vip == metallb.vip(lab, name), (name, vip)
     finally:
         creator.stdin.close()
         creator.wait(10)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from bgplb_lab.daemons import route_changes
+from bgplb_lab.daemons import route_changes, routes_added
 from bgplb_lab.drills import TrafficLog
 
 N1, N2, N3 = "192.0.2.11", "192.0.2.12", "192.0.2.13"
@@ -48,3 +48,14 @@ def test_the_requests_in_flight_at_a_change_are_those_started_before_and_ended_a
         ]
     )
     assert [r["t"] for r in log.in_flight(10.025)] == [10.02]
+
+
+def test_routes_added_since_a_moment_and_not_there_before() -> None:
+    new = OUT.replace("203.0.113.1 ", "203.0.113.70 ")
+    local = "[2026-12-03T02:09:42.000000] local 192.0.2.1 dev eth0 table local proto kernel"
+    net = "[2026-12-03T02:09:42.000000] 10.0.0.0/24 dev eth1 proto kernel scope link"
+    events = "\n".join([OUT, new, local, net])
+    since = datetime(2026, 12, 3, 2, 9, 41).timestamp()
+    added = routes_added(events, since, {"203.0.113.1"})
+    assert added == {"203.0.113.70": datetime(2026, 12, 3, 2, 9, 41, 171408).timestamp()}
+    assert routes_added(events, since + 1, set()) == {}
