@@ -33,12 +33,10 @@ import sys
 import tempfile
 import threading
 import time
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 from bgplb_lab import drills, metallb, versus
-from bgplb_lab.daemons import wait_for
 from bgplb_lab.drills import LB_NODES
 from bgplb_lab.kubelets import BACKEND_PORT, KubeletLab
 from bgplb_lab.manifests import NAMESPACE
@@ -167,34 +165,14 @@ def run(lab: KubeletLab, count: int, who: str) -> list[dict[str, float]]:
 
 
 def _timed(lab: KubeletLab, count: int, who: str, watcher: Watcher) -> list[dict[str, float]]:
-    creator = subprocess.Popen(
-        lab.api_script(versus.CREATOR), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    )
-    assert creator.stdin is not None
-    assert creator.stdout is not None
     marks = []
-    try:
-        with versus.tor_events(lab) as events:
-            for i in range(count):
-                svc = metallb.service(f"path-{who}-{i}", {"app": "demo"}, 80, BACKEND_PORT)
-                if who == "bgplb":
-                    del svc["spec"]["loadBalancerClass"]
-                before = versus._host_routes(lab)
-                sent = time.time()
-                creator.stdin.write(json.dumps(svc) + "\n")
-                creator.stdin.flush()
-                created = json.loads(creator.stdout.readline())["t"]
-                vip, tors = wait_for(
-                    f"{svc['metadata']['name']}: a new route on both ToRs",
-                    partial(versus.new_on_both, events, sent, before),
-                    timeout=60,
-                    every=0.01,
-                )
-                time.sleep(0.3)  # the Service's status and the log lines trail the ToRs
-                marks.append({"sent": sent, "created": created, "vip": vip, "tors": tors})
-    finally:
-        creator.stdin.close()
-        creator.wait(10)
+    with versus.creating(lab) as create:
+        for i in range(count):
+            svc = metallb.service(f"path-{who}-{i}", {"app": "demo"}, 80, BACKEND_PORT)
+            if who == "bgplb":
+                del svc["spec"]["loadBalancerClass"]
+            marks.append(create(svc))
+            time.sleep(0.3)  # the Service's status and the log lines trail the ToRs
     updates, passes = {}, []
     if who == "bgplb":
         updates = {
@@ -204,13 +182,13 @@ def _timed(lab: KubeletLab, count: int, who: str, watcher: Watcher) -> list[dict
         passes = _figures(lab.controller_log(), "reconciled", CONTROLLER_FIELDS)
     out = []
     for m in marks:
-        created = m["created"]
-        route = watcher.first(created - 1, kind="route", prefix=f"{m['vip']}/32")
+        created = m.created
+        route = watcher.first(created - 1, kind="route", prefix=f"{m.vip}/32")
         status = next(
-            (r["t"] for r in watcher.lines if r["kind"] == "service" and m["vip"] in r["ips"]),
+            (r["t"] for r in watcher.lines if r["kind"] == "service" and m.vip in r["ips"]),
             None,
         )
-        steps = {"create call": created - m["sent"]}
+        steps = {"create call": created - m.sent}
         if who == "bgplb":
             steps["route object"] = (route - created) if route else math.nan
             # The pass that wrote it: the first to log after the create returned.
@@ -227,11 +205,9 @@ def _timed(lab: KubeletLab, count: int, who: str, watcher: Watcher) -> list[dict
             steps[f"agent {node}"] = logged - created
             for key, step in AGENT_FIELDS.items():
                 steps[f"  {step} {node}"] = figures[key]
-        for tor, t in m["tors"].items():
+        for tor, t in m.tors.items():
             steps[f"ToR {tor}"] = t - created
-        print(
-            json.dumps({"who": who, "vip": m["vip"], **{k: round(v, 3) for k, v in steps.items()}})
-        )
+        print(json.dumps({"who": who, "vip": m.vip, **{k: round(v, 3) for k, v in steps.items()}}))
         out.append(steps)
     return out
 

@@ -14,6 +14,7 @@ import json
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -144,39 +145,65 @@ def _bgplb_pool(lab: KubeletLab) -> None:
         )  # fmt: skip
 
 
-def _create_each(lab: KubeletLab, names: list[str], cls: str | None) -> list[float]:
-    """Each Service timed from its create returning until a /32 that was not there
-    before is in both ToRs' kernels (as they stamped it); afterwards, that it is the
-    Service's VIP."""
+@dataclass(frozen=True)
+class Created:
+    """One Service created and its VIP on both ToRs, on the machine's clock."""
+
+    sent: float
+    created: float
+    """When the create call returned."""
+    vip: str
+    tors: dict[str, float]
+    """ToR → when its kernel had the VIP."""
+
+
+@contextlib.contextmanager
+def creating(lab: KubeletLab) -> Iterator[Callable[[dict[str, Any]], Created]]:
+    """A function that creates a Service (through one kept client, so no process
+    start is timed) and waits for a /32 not there before in both ToRs' kernels."""
     creator = subprocess.Popen(
         lab.api_script(CREATOR), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
     )
     assert creator.stdin is not None
     assert creator.stdout is not None
-    latencies = []
+    stdin, stdout = creator.stdin, creator.stdout
     try:
         with tor_events(lab) as events:
-            for name in names:
-                svc = metallb.service(name, {"app": "demo"}, 80, BACKEND_PORT)
-                if cls is None:
-                    del svc["spec"]["loadBalancerClass"]
+
+            def create(svc: dict[str, Any]) -> Created:
                 before = _host_routes(lab)
                 sent = time.time()
-                creator.stdin.write(json.dumps(svc) + "\n")
-                creator.stdin.flush()
-                created = json.loads(creator.stdout.readline())["t"]
-                vip, at = wait_for(
-                    f"{name}: a new route on both ToRs",
+                stdin.write(json.dumps(svc) + "\n")
+                stdin.flush()
+                created = json.loads(stdout.readline())["t"]
+                vip, tors = wait_for(
+                    f"{svc['metadata']['name']}: a new route on both ToRs",
                     partial(new_on_both, events, sent, before),
                     timeout=60,
                     every=0.01,
                 )
-                latencies.append(max(at.values()) - created)
-                wait_for(f"{name}'s status", partial(metallb.vip, lab, name), timeout=30)
-                assert vip == metallb.vip(lab, name), (name, vip)
+                return Created(sent, created, vip, tors)
+
+            yield create
     finally:
-        creator.stdin.close()
+        stdin.close()
         creator.wait(10)
+
+
+def _create_each(lab: KubeletLab, names: list[str], cls: str | None) -> list[float]:
+    """Each Service timed from its create returning until a /32 that was not there
+    before is in both ToRs' kernels (as they stamped it); afterwards, that it is the
+    Service's VIP."""
+    latencies = []
+    with creating(lab) as create:
+        for name in names:
+            svc = metallb.service(name, {"app": "demo"}, 80, BACKEND_PORT)
+            if cls is None:
+                del svc["spec"]["loadBalancerClass"]
+            done = create(svc)
+            latencies.append(max(done.tors.values()) - done.created)
+            wait_for(f"{name}'s status", partial(metallb.vip, lab, name), timeout=30)
+            assert done.vip == metallb.vip(lab, name), (name, done.vip)
     return latencies
 
 
